@@ -1,0 +1,1 @@
+"""The Falcon applications: the executor's API and the merger role's API."""

@@ -1,0 +1,93 @@
+"""Problem responses (application/problem+json) in the shape CyanPrint clients read."""
+
+from __future__ import annotations
+
+import json
+import logging
+from http import HTTPStatus
+
+import falcon
+
+log = logging.getLogger(__name__)
+
+PROBLEM_TYPE = "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/{status}"
+
+
+class Problem(Exception):
+    """An error answer: title, status, detail and one message per failure in `data`."""
+
+    def __init__(
+        self, status: int, title: str, detail: str, data: list[str] | None = None
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.title = title
+        self.detail = detail
+        self.data = data if data is not None else [detail]
+
+    def body(self) -> dict:
+        return {
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            "type": PROBLEM_TYPE.format(status=self.status),
+            "trace_id": None,
+            "data": self.data,
+        }
+
+
+def write(resp: falcon.Response, problem: Problem) -> None:
+    resp.status = problem.status
+    resp.content_type = "application/problem+json"
+    resp.text = json.dumps(problem.body())
+
+
+def handle_problem(
+    req: falcon.Request, resp: falcon.Response, error: Problem, params
+) -> None:
+    write(resp, error)
+
+
+def handle_http_error(
+    req: falcon.Request, resp: falcon.Response, error: falcon.HTTPError, params
+) -> None:
+    """Render Falcon's own errors (unknown route, wrong method) as problems too."""
+    status = int(error.status_code)
+    title = error.title or HTTPStatus(status).phrase
+    detail = error.description or f"{req.method} {req.path}: {title}"
+    write(resp, Problem(status, title, detail))
+
+
+def handle_unexpected(
+    req: falcon.Request, resp: falcon.Response, error: Exception, params
+) -> None:
+    log.exception(
+        "unexpected error in %s %s; this is a bug in the executor", req.method, req.path
+    )
+    write(
+        resp,
+        Problem(
+            500,
+            "Internal error",
+            f"{type(error).__name__}: {error}; the traceback is in the executor's log",
+        ),
+    )
+
+
+def install(app: falcon.App) -> None:
+    app.add_error_handler(Exception, handle_unexpected)
+    app.add_error_handler(falcon.HTTPError, handle_http_error)
+    app.add_error_handler(Problem, handle_problem)
+
+
+def read_json(req: falcon.Request, title: str) -> object:
+    """Parse the request body as JSON, or raise a 400 problem that quotes the parse error."""
+    raw = req.bounded_stream.read()
+    if not raw:
+        raise Problem(400, title, "the request body is empty; send a JSON document")
+    try:
+        return json.loads(raw)
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise Problem(
+            400, title, f"the request body is not valid JSON: {error}"
+        ) from None

@@ -1,0 +1,164 @@
+"""The `cyanprint-executor` command: serve the API, or run as a session's merger."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+from . import __version__, logs
+from .config import ENVIRONMENT_PREFIX, Settings, environment_defaults
+
+log = logging.getLogger(__name__)
+
+
+def add_serve_options(parser: argparse.ArgumentParser) -> None:
+    defaults = replace(Settings(), **environment_defaults())  # type: ignore[arg-type]
+
+    def option(flag: str, field: str, help_text: str, kind=str) -> None:
+        env = ENVIRONMENT_PREFIX + field.upper()
+        parser.add_argument(
+            flag,
+            dest=field,
+            type=kind,
+            default=getattr(defaults, field),
+            help=f"{help_text} (environment {env}; default %(default)s)",
+        )
+
+    option("--host", "host", "address to listen on")
+    option("--port", "port", "port to listen on", int)
+    option(
+        "--registry",
+        "registry",
+        "URL of a Zinc-compatible registry, or path of a catalog file; empty for "
+        "the catalog embedded in the package",
+    )
+    option("--merger-image", "merger_image", "image that runs as each session's merger")
+    option("--network", "network", "Docker bridge network of the containers")
+    option(
+        "--ready-timeout",
+        "ready_timeout",
+        "seconds a container may take to answer GET / with 200",
+        float,
+    )
+    option(
+        "--call-timeout",
+        "call_timeout",
+        "seconds one processor, plugin or merger call may take",
+        float,
+    )
+    option("--pull-timeout", "pull_timeout", "seconds one image pull may take", float)
+    option(
+        "--registry-timeout",
+        "registry_timeout",
+        "seconds one registry request may take",
+        float,
+    )
+    option(
+        "--parallelism",
+        "parallelism",
+        "how many pulls, container starts or processor calls run at once",
+        int,
+    )
+    option("--threads", "threads", "HTTP worker threads", int)
+    option("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR")
+    option("--log-format", "log_format", "json or text")
+
+
+def settings_from(arguments: argparse.Namespace) -> Settings:
+    values = {
+        name: getattr(arguments, name)
+        for name in Settings.__dataclass_fields__
+        if hasattr(arguments, name)
+    }
+    return Settings(**values)
+
+
+def serve(arguments: argparse.Namespace) -> int:
+    import waitress
+
+    from .api.app import create_app
+    from .service import Executor
+
+    settings = settings_from(arguments)
+    logs.configure(settings.log_level, settings.log_format)
+    app = create_app(Executor(settings))
+    log.info(
+        "executor %s listening on %s:%d (network %s, merger image %s, registry %s)",
+        __version__,
+        settings.host,
+        settings.port,
+        settings.network,
+        settings.merger_image,
+        settings.registry or "embedded catalog",
+    )
+    waitress.serve(
+        app,
+        host=settings.host,
+        port=settings.port,
+        threads=settings.threads,
+        ident="cyanprint-executor",
+        channel_timeout=int(max(120, settings.call_timeout)),
+    )
+    return 0
+
+
+def merger(arguments: argparse.Namespace) -> int:
+    import waitress
+
+    from .merger import create_app
+
+    logs.configure(arguments.log_level, "json")
+    log.info(
+        "merger %s listening on port %d, root %s",
+        __version__,
+        arguments.port,
+        arguments.root,
+    )
+    waitress.serve(
+        create_app(Path(arguments.root)),
+        host="0.0.0.0",
+        port=arguments.port,
+        threads=8,
+        ident="cyanprint-merger",
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="cyanprint-executor",
+        description="Run CyanPrint templates by orchestrating their containers on Docker.",
+    )
+    parser.add_argument("--version", action="version", version=__version__)
+    commands = parser.add_subparsers(dest="command", required=True)
+
+    serve_parser = commands.add_parser("serve", help="serve the executor's HTTP API")
+    add_serve_options(serve_parser)
+    serve_parser.set_defaults(handler=serve)
+
+    merger_parser = commands.add_parser(
+        "merger", help="serve the merger API inside a session container"
+    )
+    merger_parser.add_argument(
+        "--port", type=int, default=9000, help="port to listen on"
+    )
+    merger_parser.add_argument(
+        "--root",
+        default="/workspace/area",
+        help="the only folder whose contents the merger reads and writes",
+    )
+    merger_parser.add_argument("--log-level", default="INFO", help="logging level")
+    merger_parser.set_defaults(handler=merger)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    arguments = build_parser().parse_args(argv)
+    return arguments.handler(arguments)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

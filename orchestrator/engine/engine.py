@@ -1,0 +1,137 @@
+"""Apply a plan: steps in order, groups in parallel, `on_failure` after a failure."""
+
+from __future__ import annotations
+
+import contextvars
+import logging
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import docker
+
+from ..config import Settings
+from ..errors import StepFailed
+from . import references
+from .context import Context, KeyedLocks
+from .report import CHANGED, FAILED, OK, SKIPPED, Report, StepResult
+from .steps import STEP_KINDS
+
+log = logging.getLogger(__name__)
+
+Listener = Callable[[StepResult], None]
+
+
+class Engine:
+    """Applies validated plans against one Docker engine.
+
+    One engine serves many plans at once: the per-resource locks it keeps make
+    two plans that ensure the same volume or container wait for each other.
+    """
+
+    def __init__(self, client: docker.DockerClient, settings: Settings) -> None:
+        self.client = client
+        self.settings = settings
+        self.locks = KeyedLocks()
+
+    def apply(self, plan: dict[str, Any], listener: Listener | None = None) -> Report:
+        """Apply `plan`; a failure stops it, skips what is left and runs `on_failure`."""
+        context = Context(self.client, self.settings, self.locks)
+        report = Report(plan["name"])
+        notify = listener or (lambda result: None)
+
+        def record(result: StepResult) -> None:
+            report.results.append(result)
+            notify(result)
+
+        items = plan.get("steps", [])
+        for position, item in enumerate(items):
+            if "parallel" in item:
+                self._apply_group(context, item, record)
+            else:
+                record(self._apply_step(context, item))
+            if report.failed:
+                for rest in items[position + 1 :]:
+                    for step in (
+                        rest.get("steps", [rest]) if "parallel" in rest else [rest]
+                    ):
+                        record(
+                            StepResult(
+                                step["name"],
+                                step["kind"],
+                                SKIPPED,
+                                message="an earlier step failed",
+                            )
+                        )
+                break
+        if report.failed:
+            for step in plan.get("on_failure", []):
+                record(self._apply_step(context, step))
+        return report
+
+    def _apply_group(
+        self, context: Context, group: dict[str, Any], record: Listener
+    ) -> None:
+        steps = group["steps"]
+        workers = max(1, min(group["parallel"], self.settings.parallelism, len(steps)))
+        with ThreadPoolExecutor(workers, thread_name_prefix=group["name"]) as pool:
+            futures = [
+                pool.submit(
+                    contextvars.copy_context().run, self._apply_step, context, step
+                )
+                for step in steps
+            ]
+            for future in futures:
+                record(future.result())
+
+    def _apply_step(self, context: Context, raw: dict[str, Any]) -> StepResult:
+        name, kind = raw["name"], raw["kind"]
+        started = time.monotonic()
+        try:
+            args = references.substitute(
+                {
+                    k: v
+                    for k, v in raw.items()
+                    if k not in ("name", "kind", "description")
+                },
+                context.outputs,
+            )
+            step = STEP_KINDS[kind](name, args)
+            outcome = step.apply(context)
+        except StepFailed as error:
+            error.with_step(name, kind)
+            duration = time.monotonic() - started
+            log.error(
+                "%s failed after %.2fs: %s",
+                name,
+                duration,
+                error.message,
+                extra={"step": name, "kind": kind},
+            )
+            return StepResult(name, kind, FAILED, duration, error.message, error=error)
+        except Exception as error:  # a bug must still end the plan cleanly
+            duration = time.monotonic() - started
+            log.exception(
+                "%s crashed; this is a bug in the executor",
+                name,
+                extra={"step": name, "kind": kind},
+            )
+            failure = StepFailed(
+                f"internal error: {type(error).__name__}: {error}", step=name, kind=kind
+            )
+            return StepResult(
+                name, kind, FAILED, duration, failure.message, error=failure
+            )
+        duration = time.monotonic() - started
+        context.outputs[name] = outcome.output
+        status = CHANGED if outcome.changed else OK
+        log.info(
+            "%s %s in %.2fs: %s",
+            name,
+            status,
+            duration,
+            outcome.message,
+            extra={"step": name, "kind": kind, "status": status},
+        )
+        return StepResult(name, kind, status, duration, outcome.message, outcome.output)

@@ -1,0 +1,38 @@
+"""The interface every step kind implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..context import Context
+
+
+@dataclass
+class Outcome:
+    """What applying a step did: `changed` is true when Docker state changed."""
+
+    changed: bool
+    message: str
+    output: Any = None
+
+
+class Step:
+    """A step of one kind with its arguments, references already substituted."""
+
+    kind: ClassVar[str] = ""
+
+    def __init__(self, name: str, args: dict[str, Any]) -> None:
+        self.name = name
+        self.args = args
+
+    def describe(self) -> str:
+        """Say in one line what the step will do, for logs and dry runs."""
+        raise NotImplementedError
+
+    def resource(self) -> str:
+        """Name the Docker resource or container the step acts on."""
+        return ""
+
+    def apply(self, context: Context) -> Outcome:
+        raise NotImplementedError

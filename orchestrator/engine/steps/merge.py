@@ -1,0 +1,40 @@
+"""`merge`: merge folders of the session volume, in order, inside a merger container."""
+
+from __future__ import annotations
+
+from ...names import PORTS
+from ..context import Context
+from .base import Outcome, Step
+from .call import json_answer, send
+
+
+class Merge(Step):
+    kind = "merge"
+
+    def resource(self) -> str:
+        return self.args["container"]
+
+    def describe(self) -> str:
+        layers = len(self.args["layers"])
+        resolvers = len(self.args.get("resolvers", []))
+        return (
+            f"merge {layers} folders into {self.args['output']} inside "
+            f"{self.resource()}, with {resolvers} resolvers for conflicts"
+        )
+
+    def apply(self, context: Context) -> Outcome:
+        args = {"port": PORTS["merger"], **self.args}
+        body = {
+            "layers": self.args["layers"],
+            "output": self.args["output"],
+            "resolvers": self.args.get("resolvers", []),
+        }
+        timeout = self.args.get("timeout", context.settings.call_timeout)
+        response = send(context, args, "POST", "/api/merge", body, timeout)
+        answer = json_answer(response, self.resource(), "/api/merge")
+        return Outcome(
+            False,
+            f"merged {len(self.args['layers'])} folders into {answer.get('directory')}: "
+            f"{answer.get('files', 0)} files, {len(answer.get('conflicts', []))} conflicts",
+            answer,
+        )

@@ -1,0 +1,80 @@
+"""`pull`: pull an image unless the engine already has it."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import docker.errors
+
+from ...errors import StepFailed
+from ..context import Context
+from ..dockerapi import explain, translated
+from .base import Outcome, Step
+
+log = logging.getLogger(__name__)
+
+# Seconds between two progress lines of one pull.
+PROGRESS_INTERVAL = 5.0
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """Split `repo:tag` (the repository may contain a registry port) into its parts."""
+    repository, _, tag = image.rpartition(":")
+    if not repository or "/" in tag:
+        return image, "latest"
+    return repository, tag
+
+
+class Pull(Step):
+    kind = "pull"
+
+    def resource(self) -> str:
+        return self.args["image"]
+
+    def describe(self) -> str:
+        return f"pull image {self.resource()} unless present"
+
+    def apply(self, context: Context) -> Outcome:
+        image = self.resource()
+        with context.locks("image:" + image):
+            with translated("inspect image", image):
+                try:
+                    context.client.images.get(image)
+                    return Outcome(False, f"image {image} already present")
+                except docker.errors.ImageNotFound:
+                    pass
+            started = time.monotonic()
+            self._pull(context, image)
+        return Outcome(True, f"pulled {image} in {time.monotonic() - started:.1f}s")
+
+    def _pull(self, context: Context, image: str) -> None:
+        repository, tag = split_image(image)
+        log.info("pulling %s", image, extra={"step": self.name, "image": image})
+        last_report = time.monotonic()
+        try:
+            stream = context.client.api.pull(repository, tag, stream=True, decode=True)
+            for event in stream:
+                if "error" in event:
+                    raise StepFailed(
+                        f"pull {image} failed: {event['error']}", resource=image
+                    )
+                if time.monotonic() - last_report >= PROGRESS_INTERVAL:
+                    last_report = time.monotonic()
+                    log.info(
+                        "pulling %s: %s %s",
+                        image,
+                        event.get("status", ""),
+                        event.get("progress", ""),
+                        extra={"step": self.name, "image": image},
+                    )
+        except docker.errors.NotFound as error:
+            raise StepFailed(
+                f"pull {image} failed: the registry has no such image or tag "
+                f"({explain(error)}); check dockerReference and dockerTag",
+                resource=image,
+            ) from error
+        except (docker.errors.APIError, OSError) as error:
+            raise StepFailed(
+                f"pull {image} failed: {explain(error)}", resource=image
+            ) from error

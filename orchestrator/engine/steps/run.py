@@ -1,0 +1,168 @@
+"""`run`: create and start a container, then wait until it answers GET / with 200."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import requests
+from docker.models.containers import Container
+
+from ...errors import StepFailed
+from ..context import Context, http
+from ..dockerapi import container_address, find_container, log_tail, translated
+from .base import Outcome, Step
+
+log = logging.getLogger(__name__)
+
+DEFAULT_READY_TIMEOUT = 60.0
+# Readiness polling starts fast and backs off to this interval (seconds), so a
+# container that starts answering is noticed within about 50 ms.
+MAX_POLL_INTERVAL = 0.05
+# How often (seconds) the container's state is read while it is not ready yet.
+STATE_CHECK_INTERVAL = 0.25
+
+
+class Run(Step):
+    kind = "run"
+
+    def resource(self) -> str:
+        return self.args["container"]
+
+    def describe(self) -> str:
+        mounts = ", ".join(
+            f"{m['volume']}:{m['target']}{':ro' if m.get('read_only') else ''}"
+            for m in self.args.get("mounts", [])
+        )
+        return (
+            f"run container {self.resource()} from {self.args['image']} on network "
+            f"{self.args['network']}"
+            + (f" with {mounts}" if mounts else "")
+            + f", wait for GET / on port {self.args['port']}"
+        )
+
+    def apply(self, context: Context) -> Outcome:
+        name = self.resource()
+        with context.locks("container:" + name):
+            existing = self._reusable(context)
+            if existing is not None:
+                elapsed = self._wait_ready(context, existing)
+                return Outcome(
+                    False,
+                    f"container {name} already running, ready after {elapsed:.2f}s",
+                    self._output(existing),
+                )
+            container = self._create(context)
+            with translated("start container", name):
+                container.start()
+            elapsed = self._wait_ready(context, container)
+        return Outcome(
+            True, f"started {name}, ready after {elapsed:.2f}s", self._output(container)
+        )
+
+    def _output(self, container: Container) -> dict:
+        return {
+            "container": container.name,
+            "id": container.id,
+            "address": container_address(container, self.args["network"]),
+        }
+
+    def _reusable(self, context: Context) -> Container | None:
+        """Return a running container of the same image, removing a stale one."""
+        name = self.resource()
+        with translated("inspect container", name):
+            existing = find_container(context.client, name)
+            if existing is None:
+                return None
+            running = existing.status == "running"
+            same_image = (
+                existing.attrs.get("Config", {}).get("Image") == self.args["image"]
+            )
+            networks = existing.attrs["NetworkSettings"].get("Networks") or {}
+            if running and same_image and self.args["network"] in networks:
+                return existing
+            log.info(
+                "replacing container %s (status %s, image %s)",
+                name,
+                existing.status,
+                existing.attrs.get("Config", {}).get("Image"),
+                extra={"step": self.name, "container": name},
+            )
+            existing.remove(force=True)
+        return None
+
+    def _create(self, context: Context) -> Container:
+        args = self.args
+        volumes = {
+            mount["volume"]: {
+                "bind": mount["target"],
+                "mode": "ro" if mount.get("read_only") else "rw",
+            }
+            for mount in args.get("mounts", [])
+        }
+        with translated("create container", self.resource()):
+            container = context.client.containers.create(
+                args["image"],
+                name=self.resource(),
+                command=args.get("command"),
+                environment=args.get("environment") or {},
+                labels=args.get("labels") or {},
+                network=args["network"],
+                volumes=volumes,
+                detach=True,
+            )
+        log.info(
+            "created container %s from %s",
+            self.resource(),
+            args["image"],
+            extra={"step": self.name, "container": self.resource()},
+        )
+        return container
+
+    def _wait_ready(self, context: Context, container: Container) -> float:
+        """Poll GET / until it answers 200; return how long that took in seconds."""
+        timeout = self.args.get("ready_timeout", context.settings.ready_timeout)
+        started = time.monotonic()
+        deadline = started + timeout
+        with translated("inspect container", container.name):
+            container.reload()
+        self._fail_if_stopped(container)
+        url = f"http://{container_address(container, self.args['network'])}:{self.args['port']}/"
+        interval = 0.01
+        last_answer = "no answer"
+        last_state_check = started
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                response = http().get(url, timeout=max(0.05, min(1.0, remaining)))
+                if response.status_code == 200:
+                    return time.monotonic() - started
+                last_answer = f"HTTP {response.status_code}"
+            except requests.RequestException as error:
+                last_answer = type(error).__name__
+            now = time.monotonic()
+            if now - last_state_check >= STATE_CHECK_INTERVAL:
+                last_state_check = now
+                with translated("inspect container", container.name):
+                    container.reload()
+                self._fail_if_stopped(container)
+            if now >= deadline:
+                raise StepFailed(
+                    f"container {container.name} did not answer GET / with 200 "
+                    f"on port {self.args['port']} within {timeout:g}s (last answer: "
+                    f"{last_answer}); last log lines:\n{log_tail(container)}",
+                    resource=container.name,
+                )
+            time.sleep(interval)
+            interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+    def _fail_if_stopped(self, container: Container) -> None:
+        if container.status in ("running", "created", "restarting"):
+            return
+        code = container.attrs.get("State", {}).get("ExitCode")
+        raise StepFailed(
+            f"container {container.name} stopped before it was ready "
+            f"(status {container.status}, exit code {code}); last log lines:\n"
+            f"{log_tail(container)}",
+            resource=container.name,
+        )

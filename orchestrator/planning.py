@@ -1,0 +1,271 @@
+"""Render requests into YAML execution plans and validate them.
+
+Planning never touches Docker: it only turns a validated request into a plan
+document, so a dry run can show exactly what applying would do.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import jinja2
+import yaml
+
+from . import names
+from .config import Settings
+from .errors import PlanInvalid
+from .validation import violations
+
+PLAN_KINDS = ("template-warm", "session-warm", "start", "build", "delete")
+
+
+def to_yaml_scalar(value: Any) -> str:
+    """Render a value as a YAML flow node; JSON is valid YAML and needs no escaping rules."""
+    return json.dumps(value, ensure_ascii=False)
+
+
+@cache
+def environment() -> jinja2.Environment:
+    folder = resources.files("orchestrator.plans")
+    env = jinja2.Environment(
+        loader=jinja2.FileSystemLoader(str(folder)),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+    env.filters["yaml"] = to_yaml_scalar
+    env.globals.update(
+        names=names,
+        labels=names.labels,
+        image_ref=names.image_ref,
+    )
+    return env
+
+
+def render(kind: str, variables: dict[str, Any]) -> str:
+    """Render the plan template of `kind` to YAML text."""
+    if kind not in PLAN_KINDS:
+        raise PlanInvalid(
+            f"unknown plan kind {kind!r}; expected one of {', '.join(PLAN_KINDS)}"
+        )
+    return environment().get_template(f"{kind}.yaml.j2").render(**variables)
+
+
+def load(text: str, source: str = "<plan>") -> dict[str, Any]:
+    """Parse YAML plan text and validate it; errors name the source and the line."""
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
+        problem = getattr(error, "problem", None) or str(error)
+        raise PlanInvalid(f"{where}: invalid YAML: {problem}") from error
+    check(document, source)
+    return document
+
+
+def check(plan: Any, source: str = "<plan>") -> None:
+    """Validate a plan against the plan schema and the rules a schema cannot state."""
+    problems = violations("plan", plan)
+    if not problems:
+        problems = rule_violations(plan)
+    if problems:
+        raise PlanInvalid(
+            f"{source}: {problems[0]}", errors=[f"{source}: {p}" for p in problems]
+        )
+
+
+def rule_violations(plan: dict[str, Any]) -> list[str]:
+    """Check unique step names and that references point at earlier steps."""
+    from .engine.references import find
+
+    problems: list[str] = []
+    seen: set[str] = set()
+
+    def visit(step: dict[str, Any], earlier: set[str]) -> None:
+        name = step["name"]
+        if name in seen:
+            problems.append(f"duplicate step name {name!r}; step names must be unique")
+        seen.add(name)
+        for target in find({k: v for k, v in step.items() if k != "steps"}):
+            if target not in earlier:
+                problems.append(
+                    f"step {name!r} refers to ${{{target}...}}, but no earlier step "
+                    f"is named {target!r}"
+                )
+
+    for item in plan.get("steps", []):
+        done = set(seen)
+        if "parallel" in item:
+            visit({"name": item["name"]}, done)
+            for step in item["steps"]:
+                visit(step, done)
+        else:
+            visit(item, done)
+    finished = set(seen)
+    for step in plan.get("on_failure", []):
+        visit(step, finished)
+    return problems
+
+
+def unique_images(*groups: list[str]) -> list[str]:
+    ordered: dict[str, None] = {}
+    for group in groups:
+        for image in group:
+            ordered.setdefault(image, None)
+    return list(ordered)
+
+
+def dependency_images(template: dict[str, Any]) -> list[str]:
+    return unique_images(
+        [
+            names.image_ref(p["dockerReference"], p["dockerTag"])
+            for p in template["processors"]
+        ],
+        [
+            names.image_ref(p["dockerReference"], p["dockerTag"])
+            for p in template["plugins"]
+        ],
+    )
+
+
+def unique_by_id(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    seen: dict[str, dict[str, Any]] = {}
+    for item in items:
+        seen.setdefault(item["id"], item)
+    return list(seen.values())
+
+
+class Planner:
+    """Builds the variables of each plan template from a validated request."""
+
+    def __init__(
+        self, settings: Settings, new_id: Callable[[], str] | None = None
+    ) -> None:
+        self.settings = settings
+        self.new_id = new_id or (lambda: str(uuid.uuid4()))
+
+    def _common(self) -> dict[str, Any]:
+        return {"settings": self.settings}
+
+    def template_warm(self, template: dict[str, Any]) -> str:
+        properties = template["principal"].get("properties")
+        images = []
+        if properties:
+            images = [
+                names.image_ref(
+                    properties["blobDockerReference"], properties["blobDockerTag"]
+                ),
+                names.image_ref(
+                    properties["templateDockerReference"],
+                    properties["templateDockerTag"],
+                ),
+            ]
+        return render(
+            "template-warm",
+            {
+                **self._common(),
+                "template": template,
+                "properties": properties,
+                "images": images,
+            },
+        )
+
+    def session_warm(self, session_id: str, template: dict[str, Any]) -> str:
+        properties = template["principal"].get("properties")
+        blob = (
+            names.image_ref(
+                properties["blobDockerReference"], properties["blobDockerTag"]
+            )
+            if properties
+            else None
+        )
+        images = unique_images(
+            dependency_images(template),
+            [blob] if blob else [],
+            [self.settings.merger_image],
+        )
+        return render(
+            "session-warm",
+            {
+                **self._common(),
+                "session_id": session_id,
+                "template": template,
+                "blob": blob,
+                "images": images,
+            },
+        )
+
+    def start(self, request: dict[str, Any]) -> str:
+        template = request["template"]
+        merger_id = request.get("merger", {}).get("merger_id") or request["merger_id"]
+        reference = request["write_vol_reference"]
+        images = unique_images(
+            dependency_images(template), [self.settings.merger_image]
+        )
+        return render(
+            "start",
+            {
+                **self._common(),
+                "session_id": request["session_id"],
+                "template": template,
+                "processors": unique_by_id(template["processors"]),
+                "plugins": unique_by_id(template["plugins"]),
+                "merger_id": merger_id,
+                "session_volume": names.session_volume(
+                    reference["cyan_id"], reference["session_id"]
+                ),
+                "images": images,
+            },
+        )
+
+    def build(
+        self,
+        session_id: str,
+        request: dict[str, Any],
+        processor_ids: list[str],
+        plugin_ids: list[str],
+    ) -> str:
+        """Render a build; `*_ids` are the resolved ids, in the order of `cyan`."""
+        cyan = request["cyan"]
+        merger_id = request.get("merger_id") or request["merger"]["merger_id"]
+        processors = [
+            {
+                "id": identifier,
+                "reference": entry["name"],
+                "write_dir": f"{names.AREA_MOUNT}/{self.new_id()}",
+                "globs": entry.get("files") or [],
+                "config": entry.get("config"),
+            }
+            for entry, identifier in zip(cyan["processors"], processor_ids, strict=True)
+        ]
+        plugins = [
+            {
+                "id": identifier,
+                "reference": entry["name"],
+                "config": entry.get("config") or {},
+            }
+            for entry, identifier in zip(cyan["plugins"], plugin_ids, strict=True)
+        ]
+        return render(
+            "build",
+            {
+                **self._common(),
+                "session_id": session_id,
+                "merger_id": merger_id,
+                "processors": processors,
+                "plugins": plugins,
+                "resolvers": request["template"].get("resolvers") or [],
+                "output": f"{names.AREA_MOUNT}/{self.new_id()}",
+            },
+        )
+
+    def delete(self, session_id: str) -> str:
+        return render("delete", {**self._common(), "session_id": session_id})

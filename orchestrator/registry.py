@@ -1,0 +1,207 @@
+"""Turn processor and plugin references (`user/name[:version]`) into pinned ids.
+
+A reference is looked up in a Zinc-compatible registry over HTTP, or in a
+catalog file. With a version, that version's id must be one the template
+pins. Without one, the newest version whose id the template pins wins,
+walking down from the latest.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Protocol
+
+import requests
+import yaml
+
+from .errors import ReferenceInvalid, RequestInvalid
+
+log = logging.getLogger(__name__)
+
+REFERENCE = re.compile(
+    r"^(?P<user>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+)(?::(?P<version>[0-9]+))?$"
+)
+KINDS = {"processor": "Processor", "plugin": "Plugin"}
+
+
+@dataclass(frozen=True)
+class Reference:
+    user: str
+    name: str
+    version: int | None
+
+    def __str__(self) -> str:
+        suffix = f":{self.version}" if self.version is not None else ""
+        return f"{self.user}/{self.name}{suffix}"
+
+
+def parse_reference(text: str) -> Reference:
+    match = REFERENCE.fullmatch(text) if isinstance(text, str) else None
+    if not match:
+        raise ReferenceInvalid(
+            f"invalid reference {text!r}: expected user/name or user/name:version"
+        )
+    version = match.group("version")
+    return Reference(
+        match.group("user"), match.group("name"), int(version) if version else None
+    )
+
+
+@dataclass(frozen=True)
+class Version:
+    id: str
+    version: int
+
+
+class Source(Protocol):
+    """Where versions are looked up: `version` is None for the latest."""
+
+    def lookup(
+        self, kind: str, reference: Reference, version: int | None
+    ) -> Version | None: ...
+
+
+class RemoteRegistry:
+    """A Zinc-compatible registry; numbered versions never change, so they are cached."""
+
+    def __init__(self, url: str, timeout: float = 10.0) -> None:
+        self.url = url.rstrip("/")
+        self.timeout = timeout
+        self._cache: dict[tuple[str, str, str, int], Version | None] = {}
+        self._lock = threading.Lock()
+        self._session = requests.Session()
+
+    def lookup(
+        self, kind: str, reference: Reference, version: int | None
+    ) -> Version | None:
+        key = (kind, reference.user, reference.name, version or 0)
+        if version is not None:
+            with self._lock:
+                if key in self._cache:
+                    return self._cache[key]
+        found = self._fetch(
+            kind, reference, "latest" if version is None else str(version)
+        )
+        if version is not None:
+            with self._lock:
+                self._cache[key] = found
+        return found
+
+    def _fetch(self, kind: str, reference: Reference, version: str) -> Version | None:
+        url = (
+            f"{self.url}/api/v1/{KINDS[kind]}/slug/{reference.user}/{reference.name}"
+            f"/versions/{version}"
+        )
+        try:
+            response = self._session.get(url, timeout=self.timeout)
+        except requests.RequestException as error:
+            raise RegistryUnavailable(
+                f"registry {self.url} could not be reached: {error}"
+            ) from error
+        if response.status_code == 404:
+            return None
+        if response.status_code != 200:
+            raise RegistryUnavailable(
+                f"registry {self.url} answered GET {url} with HTTP {response.status_code}"
+            )
+        try:
+            principal = response.json()["principal"]
+            return Version(str(principal["id"]), int(principal["version"]))
+        except (ValueError, KeyError, TypeError) as error:
+            raise RegistryUnavailable(
+                f"registry {self.url} answered GET {url} without principal.id and "
+                f"principal.version"
+            ) from error
+
+
+class RegistryUnavailable(RequestInvalid):
+    """The registry could not be reached or answered something unusable."""
+
+
+class Catalog:
+    """A catalog file: `processors` and `plugins`, each `user/name` -> {version: id}."""
+
+    def __init__(self, entries: dict, origin: str) -> None:
+        self.origin = origin
+        self.entries: dict[str, dict[str, dict[int, str]]] = {}
+        for section in ("processors", "plugins"):
+            references = entries.get(section) or {}
+            self.entries[section] = {
+                str(name): {int(v): str(i) for v, i in (versions or {}).items()}
+                for name, versions in references.items()
+            }
+
+    @classmethod
+    def load(cls, path: str | None = None) -> Catalog:
+        if path:
+            text = Path(path).read_text(encoding="utf-8")
+            origin = path
+        else:
+            text = (
+                resources.files("orchestrator")
+                .joinpath("catalog.yaml")
+                .read_text(encoding="utf-8")
+            )
+            origin = "the embedded catalog"
+        return cls(yaml.safe_load(text) or {}, origin)
+
+    def lookup(
+        self, kind: str, reference: Reference, version: int | None
+    ) -> Version | None:
+        versions = self.entries[kind + "s"].get(
+            f"{reference.user}/{reference.name}", {}
+        )
+        if not versions:
+            return None
+        number = max(versions) if version is None else version
+        identifier = versions.get(number)
+        return Version(identifier, number) if identifier else None
+
+
+class Resolver:
+    """Resolves references against a source and the ids a template pins."""
+
+    def __init__(self, source: Source) -> None:
+        self.source = source
+
+    @classmethod
+    def from_setting(cls, registry: str, timeout: float = 10.0) -> Resolver:
+        if registry.startswith(("http://", "https://")):
+            return cls(RemoteRegistry(registry, timeout))
+        return cls(Catalog.load(registry or None))
+
+    def resolve(self, kind: str, text: str, pinned: set[str]) -> Version:
+        reference = parse_reference(text)
+        if reference.version is not None:
+            return self._exact(kind, reference, pinned)
+        latest = self.source.lookup(kind, reference, None)
+        if latest is None:
+            raise ReferenceInvalid(f"{kind} {reference} not found in the registry")
+        for number in range(latest.version, 0, -1):
+            found = (
+                latest
+                if number == latest.version
+                else self.source.lookup(kind, reference, number)
+            )
+            if found is not None and found.id in pinned:
+                return found
+        raise ReferenceInvalid(
+            f"{kind} {reference}: no version of it is pinned by the template; "
+            f"add it to the template's {kind}s and publish the template again"
+        )
+
+    def _exact(self, kind: str, reference: Reference, pinned: set[str]) -> Version:
+        found = self.source.lookup(kind, reference, reference.version)
+        if found is None:
+            raise ReferenceInvalid(f"{kind} {reference} not found in the registry")
+        if found.id not in pinned:
+            raise ReferenceInvalid(
+                f"{kind} {reference} (id {found.id}) is not pinned by the template; "
+                f"use a version the template lists or publish the template again"
+            )
+        return found

@@ -1,0 +1,166 @@
+"""The executor's operations: validate a request, plan it, apply the plan.
+
+Each operation has a `plan_*` method, which validates and renders without
+touching Docker, and the API applies the result with `apply`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import docker
+
+from . import names
+from .config import Settings
+from .engine import Engine, Report
+from .errors import RequestInvalid, StepFailed
+from .planning import Planner, load
+from .registry import Resolver
+from .validation import check
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Planned:
+    """A rendered plan: its YAML text and the parsed, validated document."""
+
+    kind: str
+    text: str
+    document: dict[str, Any]
+
+
+class PlanFailed(Exception):
+    """A plan whose apply failed; `report` has every step's result."""
+
+    def __init__(self, report: Report) -> None:
+        self.report = report
+        self.failures = [
+            r.error for r in report.failures if isinstance(r.error, StepFailed)
+        ]
+        super().__init__("; ".join(str(f) for f in self.failures))
+
+    @property
+    def messages(self) -> list[str]:
+        return [str(failure) for failure in self.failures]
+
+
+def template_of(body: dict[str, Any]) -> dict[str, Any]:
+    """Return the template version of a warm body, given at the top level or wrapped."""
+    return body["template"] if "principal" not in body else body
+
+
+class Executor:
+    def __init__(
+        self,
+        settings: Settings,
+        client: docker.DockerClient | None = None,
+        resolver: Resolver | None = None,
+    ) -> None:
+        self.settings = settings
+        self._client = client
+        self._engine: Engine | None = None
+        self.planner = Planner(settings)
+        self.resolver = resolver or Resolver.from_setting(
+            settings.registry, settings.registry_timeout
+        )
+
+    @property
+    def engine(self) -> Engine:
+        """The step engine, connected to Docker on first use so planning works without it."""
+        if self._engine is None:
+            if self._client is None:
+                self._client = docker.from_env(
+                    timeout=max(60, int(self.settings.call_timeout))
+                )
+            self._engine = Engine(self._client, self.settings)
+        return self._engine
+
+    def _planned(self, kind: str, text: str) -> Planned:
+        return Planned(kind, text, load(text, f"<{kind} plan>"))
+
+    def plan_template_warm(self, body: Any) -> Planned:
+        check("template-version", body, "template version")
+        return self._planned("template-warm", self.planner.template_warm(body))
+
+    def plan_session_warm(self, session_id: str, body: Any) -> Planned:
+        check_session_id(session_id)
+        check("session-warm", body, "warm request")
+        return self._planned(
+            "session-warm", self.planner.session_warm(session_id, template_of(body))
+        )
+
+    def plan_start(self, body: Any) -> Planned:
+        check("start", body, "start request")
+        return self._planned("start", self.planner.start(body))
+
+    def plan_build(self, session_id: str, body: Any) -> Planned:
+        check_session_id(session_id)
+        check("build", body, "build request")
+        template = body["template"]
+        processor_ids = self._resolve_all(
+            "processor", body["cyan"]["processors"], template["processors"]
+        )
+        plugin_ids = self._resolve_all(
+            "plugin", body["cyan"]["plugins"], template["plugins"]
+        )
+        text = self.planner.build(session_id, body, processor_ids, plugin_ids)
+        return self._planned("build", text)
+
+    def plan_delete(self, session_id: str) -> Planned:
+        check_session_id(session_id)
+        return self._planned("delete", self.planner.delete(session_id))
+
+    def _resolve_all(
+        self, kind: str, entries: list[dict], pinned: list[dict]
+    ) -> list[str]:
+        pinned_ids = {item["id"] for item in pinned}
+        resolved: list[str] = []
+        errors: list[str] = []
+        for position, entry in enumerate(entries):
+            try:
+                resolved.append(
+                    self.resolver.resolve(kind, entry["name"], pinned_ids).id
+                )
+            except RequestInvalid as error:
+                errors.append(f"$.cyan.{kind}s[{position}].name: {error.message}")
+        if errors:
+            raise RequestInvalid(errors[0], errors=errors)
+        return resolved
+
+    def apply(self, planned: Planned) -> Report:
+        """Apply a plan; raise PlanFailed when any step failed."""
+        report = self.engine.apply(planned.document)
+        counts = report.counts()
+        log.info(
+            "plan %s finished: %d ok, %d changed, %d failed, %d skipped",
+            planned.kind,
+            counts["ok"],
+            counts["changed"],
+            counts["failed"],
+            counts["skipped"],
+        )
+        if report.failed:
+            raise PlanFailed(report)
+        return report
+
+
+def check_session_id(session_id: str) -> None:
+    if not names.is_safe(session_id):
+        raise RequestInvalid(
+            f"invalid session id {session_id!r}: use 1 to 64 letters, digits, '_', "
+            f"'.' or '-', starting with a letter or digit"
+        )
+
+
+def archive_chunks(report: Report) -> Iterator[bytes]:
+    """Yield the archive a build streamed, closing the merger's response at the end."""
+    output = report.output("archive")
+    response = output["response"]
+    try:
+        yield from output["stream"]
+    finally:
+        response.close()

@@ -1,0 +1,105 @@
+"""JSON Schema validation of request bodies and plans.
+
+Every schema lives in the `schemas` folder and is registered under its `$id`,
+so the files can refer to each other by relative name.
+"""
+
+from __future__ import annotations
+
+import json
+from functools import cache
+from importlib import resources
+from typing import Any
+
+import re
+
+from jsonschema import Draft202012Validator, validators
+from jsonschema.exceptions import ValidationError
+from referencing import Registry, Resource
+
+from .errors import RequestInvalid
+
+SCHEMA_BASE = "https://cyanprint.dev/executor/schemas/"
+
+
+@cache
+def _registry() -> Registry:
+    registry: Registry = Registry()
+    for entry in resources.files("orchestrator.schemas").iterdir():
+        if entry.name.endswith(".json"):
+            contents = json.loads(entry.read_text(encoding="utf-8"))
+            registry = registry.with_resource(
+                contents["$id"], Resource.from_contents(contents)
+            )
+    return registry
+
+
+def _anchored_pattern(validator, pattern, instance, schema):
+    # Python's `$` also matches before a final newline, which would let "id\n"
+    # through to a Docker name; an anchored pattern must match the whole string.
+    if not isinstance(instance, str):
+        return
+    if pattern.startswith("^") and pattern.endswith("$"):
+        matched = re.fullmatch(pattern[1:-1], instance)
+    else:
+        matched = re.search(pattern, instance)
+    if not matched:
+        yield ValidationError(f"{instance!r} does not match {pattern!r}")
+
+
+StrictValidator = validators.extend(Draft202012Validator, {"pattern": _anchored_pattern})
+
+
+@cache
+def validator(name: str) -> Draft202012Validator:
+    """Return the validator of `schemas/<name>.json`."""
+    registry = _registry()
+    schema = registry.contents(SCHEMA_BASE + name + ".json")
+    return StrictValidator(schema, registry=registry)
+
+
+def json_path(error: ValidationError) -> str:
+    path = "$"
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else f".{part}"
+    return path
+
+
+def _leaf_errors(error: ValidationError) -> list[ValidationError]:
+    # For oneOf/anyOf the top error only says "is not valid under any of the
+    # given schemas"; the alternative that matched best explains far more.
+    if error.context:
+        best = min(error.context, key=lambda e: len(list(e.relative_schema_path)))
+        siblings = [e for e in error.context if e.schema_path == best.schema_path]
+        if error.validator in ("oneOf", "anyOf"):
+            branch = best.schema_path[0]
+            siblings = [e for e in error.context if e.schema_path[0] == branch]
+        return [leaf for e in siblings for leaf in _leaf_errors(e)]
+    return [error]
+
+
+def describe(error: ValidationError) -> str:
+    message = f"{json_path(error)}: {error.message}"
+    hint = error.schema.get("description") if isinstance(error.schema, dict) else None
+    if error.validator == "pattern" and hint:
+        message += f" (expected {hint})"
+    return message
+
+
+def violations(name: str, document: Any) -> list[str]:
+    """List every violation of schema `name` in `document`, each with its JSON path."""
+    found = sorted(validator(name).iter_errors(document), key=lambda e: e.path)
+    messages: list[str] = []
+    for error in found:
+        for leaf in _leaf_errors(error):
+            text = describe(leaf)
+            if text not in messages:
+                messages.append(text)
+    return messages
+
+
+def check(name: str, document: Any, what: str) -> None:
+    """Raise RequestInvalid listing every violation of schema `name`."""
+    messages = violations(name, document)
+    if messages:
+        raise RequestInvalid(f"invalid {what}: {messages[0]}", errors=messages)

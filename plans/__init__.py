@@ -1,0 +1,1 @@
+"""Jinja templates that render each request into a YAML execution plan."""

@@ -1,0 +1,1 @@
+"""JSON Schemas of the request bodies and of execution plans."""

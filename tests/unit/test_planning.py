@@ -1,0 +1,169 @@
+"""Rendering: each request renders to the plan stored beside it in tests/golden."""
+
+import itertools
+import json
+import os
+from pathlib import Path
+
+import pytest
+import yaml
+
+from orchestrator.config import Settings
+from orchestrator.errors import PlanInvalid
+from orchestrator.planning import Planner, load, rule_violations
+
+GOLDEN = Path(__file__).parent.parent / "golden"
+SESSION = "Qx7Lm2Pa9Z"
+PROCESSOR_IDS = [
+    "7e2d9c41-3b5a-4f60-9d8e-aa01bb02cc03",
+    "c3a1e5f7-2d4b-4e6a-8c0d-99aa88bb77cc",
+]
+PLUGIN_IDS = ["f1e2d3c4-b5a6-4798-8a9b-0c1d2e3f4a5b"]
+
+
+def example(name: str) -> dict:
+    return json.loads((GOLDEN / f"{name}.json").read_text())
+
+
+def planner() -> Planner:
+    counter = itertools.count(1)
+    return Planner(Settings(), new_id=lambda: f"00000000-0000-0000-0000-{next(counter):012d}")
+
+
+RENDERS = {
+    "template-warm": lambda p: p.template_warm(example("template-version")),
+    "session-warm": lambda p: p.session_warm(SESSION, example("template-version")),
+    "start": lambda p: p.start(example("start")),
+    "build": lambda p: p.build(SESSION, example("build"), PROCESSOR_IDS, PLUGIN_IDS),
+    "delete": lambda p: p.delete(SESSION),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RENDERS))
+def test_plan_matches_golden(kind):
+    text = RENDERS[kind](planner())
+    golden = GOLDEN / f"{kind}.plan.yaml"
+    if os.environ.get("UPDATE_GOLDEN") == "1":
+        golden.write_text(text)
+    assert text == golden.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} to accept"
+    load(text, kind)
+
+
+def test_build_chains_plugins():
+    plan = yaml.safe_load(RENDERS["build"](planner()))
+    steps = {step["name"]: step for step in plan["steps"]}
+    assert steps["plugin-1"]["body"]["directory"] == "${merge.directory}"
+    assert steps["archive"]["directory"] == "${plugin-1.outputDir}"
+    layers = steps["merge"]["layers"]
+    assert [layer["directory"] for layer in layers] == [
+        "${process-1.outputDir}",
+        "${process-2.outputDir}",
+    ]
+
+
+def test_build_without_plugins_archives_merge():
+    body = example("build")
+    body["cyan"]["plugins"] = []
+    plan = load(planner().build(SESSION, body, PROCESSOR_IDS, []))
+    assert plan["steps"][-1]["directory"] == "${merge.directory}"
+
+
+def test_build_plugin_config_defaults_to_object():
+    body = example("build")
+    body["cyan"]["plugins"][0]["config"] = None
+    plan = load(planner().build(SESSION, body, PROCESSOR_IDS, PLUGIN_IDS))
+    plugin = next(step for step in plan["steps"] if step["name"] == "plugin-1")
+    assert plugin["body"]["config"] == {}
+
+
+def test_processor_body_passes_globs_unchanged():
+    body = example("build")
+    plan = load(planner().build(SESSION, body, PROCESSOR_IDS, PLUGIN_IDS))
+    call = plan["steps"][0]["steps"][1]
+    assert call["body"]["globs"] == body["cyan"]["processors"][1]["files"]
+    assert call["body"]["config"] == body["cyan"]["processors"][1]["config"]
+    assert call["body"]["readDir"] == "/workspace/cyanprint"
+    assert call["body"]["writeDir"].startswith("/workspace/area/")
+
+
+def test_start_deduplicates_containers():
+    body = example("start")
+    body["template"]["processors"].append(dict(body["template"]["processors"][0]))
+    plan = load(planner().start(body))
+    group = next(step for step in plan["steps"] if step["name"] == "containers")
+    containers = [step["container"] for step in group["steps"]]
+    assert len(containers) == len(set(containers)) == 4
+
+
+def test_warm_without_properties_skips_blob():
+    body = example("template-version")
+    body["principal"]["properties"] = None
+    plan = load(planner().session_warm(SESSION, body))
+    volume = next(step for step in plan["steps"] if step["name"] == "template-volume")
+    assert "fill" not in volume
+
+
+def test_yaml_error_reported_with_line():
+    with pytest.raises(PlanInvalid) as caught:
+        load("name: x\nsteps:\n  - name: a\n   kind: pull\n", "hand.yaml")
+    assert caught.value.message.startswith("hand.yaml:4:")
+
+
+def test_duplicate_step_names_rejected():
+    plan = {
+        "name": "x",
+        "steps": [
+            {"name": "a", "kind": "pull", "image": "i:1"},
+            {"name": "a", "kind": "pull", "image": "i:2"},
+        ],
+    }
+    assert any("duplicate step name 'a'" in p for p in rule_violations(plan))
+
+
+def test_reference_to_later_step_rejected():
+    plan = {
+        "name": "x",
+        "steps": [
+            {"name": "a", "kind": "archive", "container": "c", "directory": "${b.dir}"},
+            {"name": "b", "kind": "pull", "image": "i:1"},
+        ],
+    }
+    problems = rule_violations(plan)
+    assert problems == [
+        "step 'a' refers to ${b...}, but no earlier step is named 'b'"
+    ]
+
+
+def test_reference_within_group_rejected():
+    plan = {
+        "name": "x",
+        "steps": [
+            {
+                "name": "g",
+                "parallel": 2,
+                "steps": [
+                    {"name": "a", "kind": "pull", "image": "i:1"},
+                    {"name": "b", "kind": "archive", "container": "c", "directory": "${a.x}"},
+                ],
+            }
+        ],
+    }
+    assert rule_violations(plan)
+
+
+def test_unknown_step_kind_rejected():
+    with pytest.raises(PlanInvalid) as caught:
+        load("name: x\nsteps:\n  - {name: a, kind: explode}\n")
+    assert "explode" in caught.value.message
+
+
+def test_missing_step_argument_rejected():
+    with pytest.raises(PlanInvalid) as caught:
+        load("name: x\nsteps:\n  - {name: a, kind: pull}\n")
+    assert "'image' is a required property" in caught.value.message
+
+
+def test_unknown_step_argument_rejected():
+    with pytest.raises(PlanInvalid) as caught:
+        load("name: x\nsteps:\n  - {name: a, kind: pull, image: 'i:1', imagee: 2}\n")
+    assert "imagee" in caught.value.message
