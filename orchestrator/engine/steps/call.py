@@ -31,6 +31,13 @@ def container_url(context: Context, container: str, network: str, port: int) -> 
             resource=container,
             unreachable=True,
         )
+    if found.status != "running":
+        raise StepFailed(
+            f"container {container} is not running (status {found.status}); "
+            f"start the session's containers again (POST /executor)",
+            resource=container,
+            unreachable=True,
+        )
     return f"http://{container_address(found, network)}:{port}"
 
 

@@ -1,0 +1,238 @@
+"""Every failure the API promises a clear answer for, on a real engine."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+import requests
+import waitress
+
+from orchestrator import names
+from orchestrator.api.app import create_app
+from orchestrator.config import Settings
+
+from .conftest import (
+    CatalogResolverExecutor,
+    Server,
+    make_template,
+    new_id,
+    new_session,
+    session_leftovers,
+)
+from .helpers import TEMPLATE_GLOBS, build_body, start_body
+
+pytestmark = pytest.mark.docker
+
+
+def assert_problem(response, status, *fragments):
+    assert response.status_code == status, response.text
+    assert response.headers["Content-Type"].startswith("application/problem+json")
+    body = response.json()
+    assert body["status"] == status
+    assert body["type"].endswith(f"/{status}")
+    assert body["trace_id"] is None
+    assert isinstance(body["data"], list) and body["data"]
+    text = " ".join(body["data"]) + " " + body["detail"]
+    for fragment in fragments:
+        assert fragment in text, f"{fragment!r} not in {text!r}"
+    return body
+
+
+@pytest.fixture(scope="module")
+def quick_server(docker_client, executor_image, test_network, server):
+    """A second executor that gives containers 4 seconds to become ready."""
+    settings = Settings(
+        registry=str(server.catalog.path),
+        merger_image=executor_image,
+        network=test_network,
+        ready_timeout=4.0,
+        call_timeout=30.0,
+    )
+    executor = CatalogResolverExecutor(settings, server.catalog, docker_client)
+    wsgi = waitress.create_server(create_app(executor), host="127.0.0.1", port=0, threads=8)
+    threading.Thread(target=wsgi.run, daemon=True).start()
+    yield Server(f"http://127.0.0.1:{wsgi.effective_port}", executor, server.catalog, test_network)
+    wsgi.close()
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("POST", "/template/warm"),
+        ("POST", "/executor/s1/warm"),
+        ("POST", "/executor"),
+        ("POST", "/executor/s1"),
+    ],
+)
+def test_malformed_json(server, method, path):
+    response = requests.request(
+        method, server.url + path, data=b"{not json", headers={"Content-Type": "application/json"}
+    )
+    assert_problem(response, 400, "not valid JSON")
+
+
+def test_empty_body(server):
+    response = requests.post(server.url + "/executor", data=b"")
+    assert_problem(response, 400, "empty")
+
+
+def test_missing_fields_listed(server):
+    response = server.post("/executor", {"session_id": "abc"})
+    body = assert_problem(response, 400)
+    assert body["title"] == "Failed to start executor"
+    assert "$: 'template' is a required property" in body["data"]
+    assert "$: 'write_vol_reference' is a required property" in body["data"]
+
+
+@pytest.mark.parametrize("session_id", ["-rm", "a%20b", "x" * 65, "a..%0A"])
+def test_unsafe_session_id(server, fixture_images, session_id):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    for response in (
+        server.post(f"/executor/{session_id}/warm", template.body),
+        server.post(f"/executor/{session_id}", build_body(template.body, new_id(), [], [])),
+        server.delete(f"/executor/{session_id}"),
+    ):
+        assert_problem(response, 400, "invalid session id")
+
+
+def test_unsafe_session_id_in_start_body(server, fixture_images):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    body = start_body(template.body, "bad id", new_id())
+    assert_problem(server.post("/executor", body), 400, "$.session_id")
+
+
+def test_unknown_reference(server, fixture_images):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    server.catalog.add(template)
+    body = build_body(
+        template.body, new_id(), [{"name": "nobody/missing", "files": []}], []
+    )
+    assert_problem(server.post(f"/executor/{new_session()}", body), 400, "nobody/missing")
+
+
+def test_invalid_reference_shape(server, fixture_images):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    body = build_body(template.body, new_id(), [{"name": "a/b/c", "files": []}], [])
+    assert_problem(server.post(f"/executor/{new_session()}", body), 400, "'a/b/c'")
+
+
+def test_version_not_pinned(server, fixture_images):
+    pinned = make_template(fixture_images, {"cyan/pinned": "processor"}, {})
+    server.catalog.add(pinned)
+    other = make_template(fixture_images, {"cyan/pinned": "processor"}, {})
+    server.catalog.add(other)
+    # Version 2 of cyan/pinned belongs to the other template.
+    body = build_body(pinned.body, new_id(), [{"name": "cyan/pinned:2", "files": []}], [])
+    assert_problem(
+        server.post(f"/executor/{new_session()}", body), 400, "cyan/pinned:2", "not pinned"
+    )
+
+
+def test_image_missing_from_registry(server, cleanup, fixture_images, registry):
+    images = dict(fixture_images)
+    images["missing"] = (f"{registry.host}/cyan-test/does-not-exist", "1.0")
+    template = make_template(images, {"cyan/ghost": "missing"}, {})
+    session_id = new_session()
+    cleanup.sessions.append(session_id)
+    cleanup.templates.append(template.id)
+    response = server.post(f"/executor/{session_id}/warm", template.body)
+    assert_problem(response, 400, "does-not-exist:1.0", "Failed to warm executor")
+
+
+def start_fault(server, cleanup, fixture_images, image):
+    template = make_template(fixture_images, {"cyan/fault": image}, {})
+    session_id, merger_id = new_session(), new_id()
+    cleanup.sessions.append(session_id)
+    cleanup.templates.append(template.id)
+    server.catalog.add(template)
+    assert server.post(f"/executor/{session_id}/warm", template.body).status_code == 200
+    response = server.post("/executor", start_body(template.body, session_id, merger_id))
+    return template, session_id, merger_id, response
+
+
+def test_container_never_ready(quick_server, cleanup, fixture_images, docker_client):
+    template, session_id, _, response = start_fault(
+        quick_server, cleanup, fixture_images, "fault-never-ready"
+    )
+    container = names.session_container("processor", template.processors["cyan/fault"], session_id)
+    assert_problem(response, 503, container, "within 4s", "HTTP 503")
+    # The failed start removed its containers; DELETE removes the volumes.
+    assert [c for c in session_leftovers(docker_client, session_id) if "processor" in c] == []
+    assert quick_server.delete(f"/executor/{session_id}").status_code == 200
+    assert session_leftovers(docker_client, session_id) == []
+
+
+def test_container_exits_early(quick_server, cleanup, fixture_images, docker_client):
+    template, session_id, _, response = start_fault(
+        quick_server, cleanup, fixture_images, "fault-exit"
+    )
+    body = assert_problem(response, 503, "exit code 3", "fatal: bad configuration")
+    assert any("stopped before it was ready" in line for line in body["data"])
+    assert quick_server.delete(f"/executor/{session_id}").status_code == 200
+    assert session_leftovers(docker_client, session_id) == []
+
+
+def test_processor_answers_500(server, cleanup, fixture_images):
+    template, session_id, merger_id, response = start_fault(
+        server, cleanup, fixture_images, "fault-500"
+    )
+    assert response.status_code == 200, response.text
+    body = build_body(
+        template.body, merger_id, [{"name": "cyan/fault", "files": TEMPLATE_GLOBS}], []
+    )
+    container = names.session_container("processor", template.processors["cyan/fault"], session_id)
+    assert_problem(
+        server.post(f"/executor/{session_id}", body),
+        400,
+        container,
+        "HTTP 500",
+        "processor failed on purpose",
+        "process-1",
+    )
+
+
+def test_processor_answers_bad_json(server, cleanup, fixture_images):
+    template, session_id, merger_id, response = start_fault(
+        server, cleanup, fixture_images, "fault-bad-json"
+    )
+    assert response.status_code == 200, response.text
+    body = build_body(template.body, merger_id, [{"name": "cyan/fault", "files": []}], [])
+    assert_problem(server.post(f"/executor/{session_id}", body), 400, "not JSON")
+
+
+def test_merger_unreachable(server, cleanup, fixture_images, docker_client):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    session_id, merger_id = new_session(), new_id()
+    cleanup.sessions.append(session_id)
+    cleanup.templates.append(template.id)
+    server.catalog.add(template)
+    assert server.post(f"/executor/{session_id}/warm", template.body).status_code == 200
+    started = server.post("/executor", start_body(template.body, session_id, merger_id))
+    assert started.status_code == 200, started.text
+    docker_client.containers.get(names.session_container("merger", merger_id, session_id)).stop(
+        timeout=1
+    )
+    body = build_body(
+        template.body,
+        merger_id,
+        [{"name": "cyan/render", "config": {"vars": {"name": "x"}}, "files": TEMPLATE_GLOBS}],
+        [],
+    )
+    assert_problem(server.post(f"/executor/{session_id}", body), 503, "merger")
+
+
+def test_build_before_start(server, fixture_images):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    server.catalog.add(template)
+    body = build_body(template.body, new_id(), [{"name": "cyan/render", "files": []}], [])
+    assert_problem(server.post(f"/executor/{new_session()}", body), 400, "not found", "POST /executor")
+
+
+def test_unknown_route(server):
+    response = requests.get(server.url + "/nothing-here")
+    assert_problem(response, 404)
+
+
+def test_delete_unknown_session_is_ok(server):
+    assert server.delete(f"/executor/{new_session()}").json() == {"status": "OK"}
