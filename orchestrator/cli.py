@@ -10,6 +10,7 @@ from pathlib import Path
 
 from . import __version__, logs
 from .config import ENVIRONMENT_PREFIX, Settings, environment_defaults
+from .errors import ExecutorError
 
 log = logging.getLogger(__name__)
 
@@ -84,7 +85,12 @@ def serve(arguments: argparse.Namespace) -> int:
 
     settings = settings_from(arguments)
     logs.configure(settings.log_level, settings.log_format)
-    app = create_app(Executor(settings))
+    try:
+        executor = Executor(settings)
+    except ExecutorError as error:
+        log.error("cannot start: %s", error.message)
+        return 2
+    app = create_app(executor)
     log.info(
         "executor %s listening on %s:%d (network %s, merger image %s, registry %s)",
         __version__,

@@ -163,6 +163,46 @@ class Catalog:
         return Version(identifier, number) if identifier else None
 
 
+class CatalogFile:
+    """A catalog file that is read again whenever it changes on disk."""
+
+    def __init__(self, path: str) -> None:
+        self.path = Path(path)
+        self._lock = threading.Lock()
+        self._stamp: tuple[int, int] | None = None
+        self._catalog = self._read()
+
+    def _read(self) -> Catalog:
+        try:
+            status = self.path.stat()
+            text = self.path.read_text(encoding="utf-8")
+            entries = yaml.safe_load(text) or {}
+            catalog = Catalog(entries, str(self.path))
+        except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+            raise CatalogInvalid(
+                f"catalog file {self.path} cannot be used: {error}; give --registry "
+                f"a registry URL or a YAML file with 'processors' and 'plugins' maps"
+            ) from error
+        self._stamp = (status.st_mtime_ns, status.st_size)
+        return catalog
+
+    def lookup(self, kind: str, reference: Reference, version: int | None) -> Version | None:
+        with self._lock:
+            try:
+                status = self.path.stat()
+                changed = (status.st_mtime_ns, status.st_size) != self._stamp
+            except OSError:
+                changed = True
+            if changed:
+                self._catalog = self._read()
+            catalog = self._catalog
+        return catalog.lookup(kind, reference, version)
+
+
+class CatalogInvalid(RequestInvalid):
+    """A catalog file that is missing or not a catalog."""
+
+
 class Resolver:
     """Resolves references against a source and the ids a template pins."""
 
@@ -173,7 +213,9 @@ class Resolver:
     def from_setting(cls, registry: str, timeout: float = 10.0) -> Resolver:
         if registry.startswith(("http://", "https://")):
             return cls(RemoteRegistry(registry, timeout))
-        return cls(Catalog.load(registry or None))
+        if registry:
+            return cls(CatalogFile(registry))
+        return cls(Catalog.load())
 
     def resolve(self, kind: str, text: str, pinned: set[str]) -> Version:
         reference = parse_reference(text)

@@ -127,23 +127,10 @@ class Server:
         return requests.delete(self.url + path, timeout=300)
 
 
-class CatalogResolverExecutor(Executor):
-    """An executor whose catalog is re-read for each build, as tests add to it."""
-
-    def __init__(self, settings: Settings, catalog: Catalog, client) -> None:
-        super().__init__(settings, client)
-        self.catalog = catalog
-
-    def plan_build(self, session_id, body):
-        from orchestrator.registry import Resolver
-
-        self.resolver = Resolver.from_setting(str(self.catalog.path))
-        return super().plan_build(session_id, body)
-
-
 @pytest.fixture(scope="session")
 def test_network(docker_client) -> Iterator[str]:
     name = "cyanprint-test-" + uuid.uuid4().hex[:8]
+    docker_client.networks.create(name, driver="bridge", labels={"cyanprint.test": "true"})
     yield name
     for network in docker_client.networks.list(names=[name]):
         for container in network.containers:
@@ -167,7 +154,7 @@ def server(
         call_timeout=60.0,
         parallelism=4,
     )
-    executor = CatalogResolverExecutor(settings, catalog, docker_client)
+    executor = Executor(settings, docker_client)
     wsgi = waitress.create_server(create_app(executor), host="127.0.0.1", port=0, threads=16)
     thread = threading.Thread(target=wsgi.run, daemon=True)
     thread.start()

@@ -11,9 +11,9 @@ import waitress
 from orchestrator import names
 from orchestrator.api.app import create_app
 from orchestrator.config import Settings
+from orchestrator.service import Executor
 
 from .conftest import (
-    CatalogResolverExecutor,
     Server,
     make_template,
     new_id,
@@ -49,7 +49,7 @@ def quick_server(docker_client, executor_image, test_network, server):
         ready_timeout=4.0,
         call_timeout=30.0,
     )
-    executor = CatalogResolverExecutor(settings, server.catalog, docker_client)
+    executor = Executor(settings, docker_client)
     wsgi = waitress.create_server(create_app(executor), host="127.0.0.1", port=0, threads=8)
     threading.Thread(target=wsgi.run, daemon=True).start()
     yield Server(f"http://127.0.0.1:{wsgi.effective_port}", executor, server.catalog, test_network)

@@ -6,7 +6,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from orchestrator.errors import ReferenceInvalid
+from orchestrator.errors import ReferenceInvalid, RequestInvalid
 from orchestrator.registry import (
     Catalog,
     Reference,
@@ -164,3 +164,23 @@ def test_catalog_file_loads(tmp_path):
     path.write_text("processors:\n  cyan/default:\n    1: p-1\nplugins: {}\n")
     resolver = Resolver.from_setting(str(path))
     assert resolver.resolve("processor", "cyan/default", {"p-1"}).id == "p-1"
+
+
+def test_catalog_file_reread_on_change(tmp_path):
+    path = tmp_path / "catalog.yaml"
+    path.write_text("processors: {}\nplugins: {}\n")
+    resolver = Resolver.from_setting(str(path))
+    with pytest.raises(ReferenceInvalid):
+        resolver.resolve("processor", "cyan/new", {"n-1"})
+    path.write_text("processors:\n  cyan/new:\n    1: n-1\nplugins: {}\n")
+    assert resolver.resolve("processor", "cyan/new", {"n-1"}).id == "n-1"
+
+
+@pytest.mark.parametrize("content", [None, "- just\n- a list\n", "processors: [1, 2]\n"])
+def test_bad_catalog_file_named(tmp_path, content):
+    path = tmp_path / "catalog.yaml"
+    if content is not None:
+        path.write_text(content)
+    with pytest.raises(RequestInvalid) as caught:
+        Resolver.from_setting(str(path))
+    assert str(path) in caught.value.message
