@@ -1,4 +1,4 @@
-"""Start the CyanPrint executor's HTTP API; options as for `cyanprint-executor serve`."""
+"""Start the executor's HTTP API; it takes the options of `cyanprint-executor serve`."""
 
 import sys
 

@@ -136,7 +136,7 @@ def merger(arguments: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cyanprint-executor",
-        description="Run CyanPrint templates by orchestrating their containers on Docker.",
+        description="Run CyanPrint templates by orchestrating containers on Docker.",
     )
     parser.add_argument("--version", action="version", version=__version__)
     commands = parser.add_subparsers(dest="command", required=True)

@@ -1,4 +1,4 @@
-"""The merger role: merges processor outputs inside the session volume and archives them.
+"""The merger role: merge processor outputs inside the session volume, archive them.
 
 The executor runs its own image a second time, with the `merger` command, as a
 container of each session. That container mounts the session volume, so the
@@ -36,7 +36,8 @@ def resolve_over_http(resolver: ResolverSpec, body: dict[str, Any]) -> dict[str,
         ) from error
     if response.status_code != 200:
         raise ExecutorError(
-            f"resolver {resolver.id} answered HTTP {response.status_code}: {response.text[:500]}"
+            f"resolver {resolver.id} answered HTTP {response.status_code}: "
+            f"{response.text[:500]}"
         )
     try:
         return response.json()

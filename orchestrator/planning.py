@@ -25,7 +25,7 @@ PLAN_KINDS = ("template-warm", "session-warm", "start", "build", "delete")
 
 
 def to_yaml_scalar(value: Any) -> str:
-    """Render a value as a YAML flow node; JSON is valid YAML and needs no escaping rules."""
+    """Render a value as a YAML flow node: JSON is valid YAML, with simpler escaping."""
     return json.dumps(value, ensure_ascii=False)
 
 

@@ -67,7 +67,7 @@ class Source(Protocol):
 
 
 class RemoteRegistry:
-    """A Zinc-compatible registry; numbered versions never change, so they are cached."""
+    """A Zinc-compatible registry; numbered versions never change and are cached."""
 
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
@@ -107,7 +107,8 @@ class RemoteRegistry:
             return None
         if response.status_code != 200:
             raise RegistryUnavailable(
-                f"registry {self.url} answered GET {url} with HTTP {response.status_code}"
+                f"registry {self.url} answered GET {url} with HTTP "
+                f"{response.status_code}"
             )
         try:
             principal = response.json()["principal"]
@@ -178,7 +179,13 @@ class CatalogFile:
             text = self.path.read_text(encoding="utf-8")
             entries = yaml.safe_load(text) or {}
             catalog = Catalog(entries, str(self.path))
-        except (OSError, yaml.YAMLError, AttributeError, TypeError, ValueError) as error:
+        except (
+            OSError,
+            yaml.YAMLError,
+            AttributeError,
+            TypeError,
+            ValueError,
+        ) as error:
             raise CatalogInvalid(
                 f"catalog file {self.path} cannot be used: {error}; give --registry "
                 f"a registry URL or a YAML file with 'processors' and 'plugins' maps"
@@ -186,7 +193,9 @@ class CatalogFile:
         self._stamp = (status.st_mtime_ns, status.st_size)
         return catalog
 
-    def lookup(self, kind: str, reference: Reference, version: int | None) -> Version | None:
+    def lookup(
+        self, kind: str, reference: Reference, version: int | None
+    ) -> Version | None:
         with self._lock:
             try:
                 status = self.path.stat()

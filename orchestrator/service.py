@@ -70,7 +70,7 @@ class Executor:
 
     @property
     def engine(self) -> Engine:
-        """The step engine, connected to Docker on first use so planning works without it."""
+        """The step engine. It connects to Docker on first use; planning never does."""
         if self._engine is None:
             if self._client is None:
                 self._client = docker.from_env(

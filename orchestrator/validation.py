@@ -7,11 +7,10 @@ so the files can refer to each other by relative name.
 from __future__ import annotations
 
 import json
+import re
 from functools import cache
 from importlib import resources
 from typing import Any
-
-import re
 
 from jsonschema import Draft202012Validator, validators
 from jsonschema.exceptions import ValidationError
@@ -47,7 +46,9 @@ def _anchored_pattern(validator, pattern, instance, schema):
         yield ValidationError(f"{instance!r} does not match {pattern!r}")
 
 
-StrictValidator = validators.extend(Draft202012Validator, {"pattern": _anchored_pattern})
+StrictValidator = validators.extend(
+    Draft202012Validator, {"pattern": _anchored_pattern}
+)
 
 
 @cache

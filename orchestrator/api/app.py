@@ -16,7 +16,7 @@ log = logging.getLogger(__name__)
 
 
 class RequestLog:
-    """Log one line per request, carrying the session id of the route when there is one."""
+    """Log one line per request, with the session id of the route if it has one."""
 
     def process_request(self, req: falcon.Request, resp: falcon.Response) -> None:
         req.context.started = time.monotonic()

@@ -81,7 +81,7 @@ def install(app: falcon.App) -> None:
 
 
 def read_json(req: falcon.Request, title: str) -> object:
-    """Parse the request body as JSON, or raise a 400 problem that quotes the parse error."""
+    """Parse the request body as JSON, or raise a 400 problem quoting the error."""
     raw = req.bounded_stream.read()
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")

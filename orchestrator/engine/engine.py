@@ -36,7 +36,7 @@ class Engine:
         self.locks = KeyedLocks()
 
     def apply(self, plan: dict[str, Any], listener: Listener | None = None) -> Report:
-        """Apply `plan`; a failure stops it, skips what is left and runs `on_failure`."""
+        """Apply `plan`. A failure skips the steps after it, then runs `on_failure`."""
         context = Context(self.client, self.settings, self.locks)
         report = Report(plan["name"])
         notify = listener or (lambda result: None)

@@ -39,7 +39,7 @@ def _lookup(outputs: Mapping[str, Any], step: str, keys: str) -> Any:
 
 
 def substitute(value: Any, outputs: Mapping[str, Any]) -> Any:
-    """Replace references with outputs; a string that is one reference keeps the type."""
+    """Replace references by outputs. A lone reference keeps its value's type."""
     if isinstance(value, str):
         whole = REFERENCE.fullmatch(value)
         if whole:

@@ -101,7 +101,10 @@ class Catalog:
 
     def add(self, template: Template) -> None:
         with self.lock:
-            for section, ids in (("processors", template.processors), ("plugins", template.plugins)):
+            for section, ids in (
+                ("processors", template.processors),
+                ("plugins", template.plugins),
+            ):
                 for reference, identifier in ids.items():
                     self.entries[section].setdefault(reference, {})
                     # Each test's template gets its own version number of the reference.
@@ -130,7 +133,9 @@ class Server:
 @pytest.fixture(scope="session")
 def test_network(docker_client) -> Iterator[str]:
     name = "cyanprint-test-" + uuid.uuid4().hex[:8]
-    docker_client.networks.create(name, driver="bridge", labels={"cyanprint.test": "true"})
+    docker_client.networks.create(
+        name, driver="bridge", labels={"cyanprint.test": "true"}
+    )
     yield name
     for network in docker_client.networks.list(names=[name]):
         for container in network.containers:
@@ -155,10 +160,14 @@ def server(
         parallelism=4,
     )
     executor = Executor(settings, docker_client)
-    wsgi = waitress.create_server(create_app(executor), host="127.0.0.1", port=0, threads=16)
+    wsgi = waitress.create_server(
+        create_app(executor), host="127.0.0.1", port=0, threads=16
+    )
     thread = threading.Thread(target=wsgi.run, daemon=True)
     thread.start()
-    yield Server(f"http://127.0.0.1:{wsgi.effective_port}", executor, catalog, test_network)
+    yield Server(
+        f"http://127.0.0.1:{wsgi.effective_port}", executor, catalog, test_network
+    )
     wsgi.close()
 
 
@@ -167,7 +176,9 @@ def session_leftovers(client: docker.DockerClient, session_id: str) -> list[str]
     label = f"cyanprint.session={session_id}"
     found = [c.name for c in client.containers.list(all=True, filters={"label": label})]
     found += [v.name for v in client.volumes.list(filters={"label": label})]
-    found += [c.name for c in client.containers.list(all=True) if c.name.endswith(session_id)]
+    found += [
+        c.name for c in client.containers.list(all=True) if c.name.endswith(session_id)
+    ]
     found += [v.name for v in client.volumes.list() if v.name.endswith(session_id)]
     return sorted(set(found))
 
@@ -194,8 +205,12 @@ def remove_template(client: docker.DockerClient, template_id: str) -> None:
     from orchestrator import names
 
     for name in [names.template_container(template_id)]:
-        for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
+        for container in client.containers.list(
+            all=True, filters={"name": f"^{name}$"}
+        ):
             container.remove(force=True)
-    for volume in client.volumes.list(filters={"name": names.template_volume(template_id)}):
+    for volume in client.volumes.list(
+        filters={"name": names.template_volume(template_id)}
+    ):
         if volume.name == names.template_volume(template_id):
             volume.remove(force=True)

@@ -49,7 +49,9 @@ def read_archive(data: bytes) -> tuple[dict[str, tuple[bytes, int]], set[str]]:
     return files, folders
 
 
-def build_body(template: dict, merger_id: str, processors: list[dict], plugins: list[dict]):
+def build_body(
+    template: dict, merger_id: str, processors: list[dict], plugins: list[dict]
+):
     return {
         "template": template,
         "cyan": {"processors": processors, "plugins": plugins},
@@ -61,6 +63,9 @@ def start_body(template: dict, session_id: str, merger_id: str) -> dict:
     return {
         "session_id": session_id,
         "template": template,
-        "write_vol_reference": {"cyan_id": template["principal"]["id"], "session_id": session_id},
+        "write_vol_reference": {
+            "cyan_id": template["principal"]["id"],
+            "session_id": session_id,
+        },
         "merger": {"merger_id": merger_id},
     }

@@ -50,9 +50,16 @@ def quick_server(docker_client, executor_image, test_network, server):
         call_timeout=30.0,
     )
     executor = Executor(settings, docker_client)
-    wsgi = waitress.create_server(create_app(executor), host="127.0.0.1", port=0, threads=8)
+    wsgi = waitress.create_server(
+        create_app(executor), host="127.0.0.1", port=0, threads=8
+    )
     threading.Thread(target=wsgi.run, daemon=True).start()
-    yield Server(f"http://127.0.0.1:{wsgi.effective_port}", executor, server.catalog, test_network)
+    yield Server(
+        f"http://127.0.0.1:{wsgi.effective_port}",
+        executor,
+        server.catalog,
+        test_network,
+    )
     wsgi.close()
 
 
@@ -67,7 +74,10 @@ def quick_server(docker_client, executor_image, test_network, server):
 )
 def test_malformed_json(server, method, path):
     response = requests.request(
-        method, server.url + path, data=b"{not json", headers={"Content-Type": "application/json"}
+        method,
+        server.url + path,
+        data=b"{not json",
+        headers={"Content-Type": "application/json"},
     )
     assert_problem(response, 400, "not valid JSON")
 
@@ -90,7 +100,9 @@ def test_unsafe_session_id(server, fixture_images, session_id):
     template = make_template(fixture_images, {"cyan/render": "processor"}, {})
     for response in (
         server.post(f"/executor/{session_id}/warm", template.body),
-        server.post(f"/executor/{session_id}", build_body(template.body, new_id(), [], [])),
+        server.post(
+            f"/executor/{session_id}", build_body(template.body, new_id(), [], [])
+        ),
         server.delete(f"/executor/{session_id}"),
     ):
         assert_problem(response, 400, "invalid session id")
@@ -108,7 +120,9 @@ def test_unknown_reference(server, fixture_images):
     body = build_body(
         template.body, new_id(), [{"name": "nobody/missing", "files": []}], []
     )
-    assert_problem(server.post(f"/executor/{new_session()}", body), 400, "nobody/missing")
+    assert_problem(
+        server.post(f"/executor/{new_session()}", body), 400, "nobody/missing"
+    )
 
 
 def test_invalid_reference_shape(server, fixture_images):
@@ -123,9 +137,14 @@ def test_version_not_pinned(server, fixture_images):
     other = make_template(fixture_images, {"cyan/pinned": "processor"}, {})
     server.catalog.add(other)
     # Version 2 of cyan/pinned belongs to the other template.
-    body = build_body(pinned.body, new_id(), [{"name": "cyan/pinned:2", "files": []}], [])
+    body = build_body(
+        pinned.body, new_id(), [{"name": "cyan/pinned:2", "files": []}], []
+    )
     assert_problem(
-        server.post(f"/executor/{new_session()}", body), 400, "cyan/pinned:2", "not pinned"
+        server.post(f"/executor/{new_session()}", body),
+        400,
+        "cyan/pinned:2",
+        "not pinned",
     )
 
 
@@ -147,7 +166,9 @@ def start_fault(server, cleanup, fixture_images, image):
     cleanup.templates.append(template.id)
     server.catalog.add(template)
     assert server.post(f"/executor/{session_id}/warm", template.body).status_code == 200
-    response = server.post("/executor", start_body(template.body, session_id, merger_id))
+    response = server.post(
+        "/executor", start_body(template.body, session_id, merger_id)
+    )
     return template, session_id, merger_id, response
 
 
@@ -155,16 +176,20 @@ def test_container_never_ready(quick_server, cleanup, fixture_images, docker_cli
     template, session_id, _, response = start_fault(
         quick_server, cleanup, fixture_images, "fault-never-ready"
     )
-    container = names.session_container("processor", template.processors["cyan/fault"], session_id)
+    container = names.session_container(
+        "processor", template.processors["cyan/fault"], session_id
+    )
     assert_problem(response, 503, container, "within 4s", "HTTP 503")
     # The failed start removed its containers; DELETE removes the volumes.
-    assert [c for c in session_leftovers(docker_client, session_id) if "processor" in c] == []
+    assert [
+        c for c in session_leftovers(docker_client, session_id) if "processor" in c
+    ] == []
     assert quick_server.delete(f"/executor/{session_id}").status_code == 200
     assert session_leftovers(docker_client, session_id) == []
 
 
 def test_container_exits_early(quick_server, cleanup, fixture_images, docker_client):
-    template, session_id, _, response = start_fault(
+    _, session_id, _, response = start_fault(
         quick_server, cleanup, fixture_images, "fault-exit"
     )
     body = assert_problem(response, 503, "exit code 3", "fatal: bad configuration")
@@ -181,7 +206,9 @@ def test_processor_answers_500(server, cleanup, fixture_images):
     body = build_body(
         template.body, merger_id, [{"name": "cyan/fault", "files": TEMPLATE_GLOBS}], []
     )
-    container = names.session_container("processor", template.processors["cyan/fault"], session_id)
+    container = names.session_container(
+        "processor", template.processors["cyan/fault"], session_id
+    )
     assert_problem(
         server.post(f"/executor/{session_id}", body),
         400,
@@ -197,7 +224,9 @@ def test_processor_answers_bad_json(server, cleanup, fixture_images):
         server, cleanup, fixture_images, "fault-bad-json"
     )
     assert response.status_code == 200, response.text
-    body = build_body(template.body, merger_id, [{"name": "cyan/fault", "files": []}], [])
+    body = build_body(
+        template.body, merger_id, [{"name": "cyan/fault", "files": []}], []
+    )
     assert_problem(server.post(f"/executor/{session_id}", body), 400, "not JSON")
 
 
@@ -210,13 +239,19 @@ def test_merger_unreachable(server, cleanup, fixture_images, docker_client):
     assert server.post(f"/executor/{session_id}/warm", template.body).status_code == 200
     started = server.post("/executor", start_body(template.body, session_id, merger_id))
     assert started.status_code == 200, started.text
-    docker_client.containers.get(names.session_container("merger", merger_id, session_id)).stop(
-        timeout=1
-    )
+    docker_client.containers.get(
+        names.session_container("merger", merger_id, session_id)
+    ).stop(timeout=1)
     body = build_body(
         template.body,
         merger_id,
-        [{"name": "cyan/render", "config": {"vars": {"name": "x"}}, "files": TEMPLATE_GLOBS}],
+        [
+            {
+                "name": "cyan/render",
+                "config": {"vars": {"name": "x"}},
+                "files": TEMPLATE_GLOBS,
+            }
+        ],
         [],
     )
     assert_problem(server.post(f"/executor/{session_id}", body), 503, "merger")
@@ -225,8 +260,15 @@ def test_merger_unreachable(server, cleanup, fixture_images, docker_client):
 def test_build_before_start(server, fixture_images):
     template = make_template(fixture_images, {"cyan/render": "processor"}, {})
     server.catalog.add(template)
-    body = build_body(template.body, new_id(), [{"name": "cyan/render", "files": []}], [])
-    assert_problem(server.post(f"/executor/{new_session()}", body), 400, "not found", "POST /executor")
+    body = build_body(
+        template.body, new_id(), [{"name": "cyan/render", "files": []}], []
+    )
+    assert_problem(
+        server.post(f"/executor/{new_session()}", body),
+        400,
+        "not found",
+        "POST /executor",
+    )
 
 
 def test_unknown_route(server):

@@ -39,7 +39,10 @@ def standard_build(template, merger_id, name):
     processors = [
         {
             "name": "cyan/render",
-            "config": {"vars": {"name": name}, "files": {"shared.txt": "from render\n"}},
+            "config": {
+                "vars": {"name": name},
+                "files": {"shared.txt": "from render\n"},
+            },
             "files": TEMPLATE_GLOBS,
         },
         {
@@ -52,7 +55,10 @@ def standard_build(template, merger_id, name):
         },
     ]
     plugins = [
-        {"name": "cyan/append", "config": {"append": {"path": "README.md", "text": "\nappended"}}},
+        {
+            "name": "cyan/append",
+            "config": {"append": {"path": "README.md", "text": "\nappended"}},
+        },
         {"name": "cyan/append", "config": {"files": {"plugin/made.txt": "by plugin"}}},
     ]
     return build_body(template.body, merger_id, processors, plugins)
@@ -91,11 +97,15 @@ def test_whole_flow(server, cleanup, fixture_images, docker_client):
     session_id, merger_id = new_session(), new_id()
     warm_and_start(server, cleanup, template, session_id, merger_id)
 
-    response = server.post(f"/executor/{session_id}", standard_build(template, merger_id, "orders"))
+    response = server.post(
+        f"/executor/{session_id}", standard_build(template, merger_id, "orders")
+    )
     check_archive(response, "orders")
 
     # A second build in the same session gives the same result.
-    again = server.post(f"/executor/{session_id}", standard_build(template, merger_id, "orders"))
+    again = server.post(
+        f"/executor/{session_id}", standard_build(template, merger_id, "orders")
+    )
     check_archive(again, "orders")
 
     deleted = server.delete(f"/executor/{session_id}")
@@ -162,6 +172,8 @@ def test_start_twice_changes_nothing(server, cleanup, fixture_images, docker_cli
     template = fixture_template(fixture_images)
     session_id, merger_id = new_session(), new_id()
     warm_and_start(server, cleanup, template, session_id, merger_id)
-    planned = server.executor.plan_start(start_body(template.body, session_id, merger_id))
+    planned = server.executor.plan_start(
+        start_body(template.body, session_id, merger_id)
+    )
     report = server.executor.apply(planned)
     assert [r.status for r in report.results if r.status != "ok"] == []

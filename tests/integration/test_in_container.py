@@ -1,4 +1,4 @@
-"""The executor running as a container on the network, driving Docker through its socket."""
+"""The executor as a container on the network, driving Docker through its socket."""
 
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ def contained(docker_client, executor_image, test_network, server):
     )
     try:
         container.reload()
-        address = container.attrs["NetworkSettings"]["Networks"][test_network]["IPAddress"]
+        address = container.attrs["NetworkSettings"]["Networks"][test_network][
+            "IPAddress"
+        ]
         url = f"http://{address}:9000"
         deadline = time.monotonic() + 30
         while True:
@@ -64,7 +66,9 @@ def contained(docker_client, executor_image, test_network, server):
         container.remove(force=True)
 
 
-def test_flow_through_contained_executor(contained, cleanup, fixture_images, docker_client):
+def test_flow_through_contained_executor(
+    contained, cleanup, fixture_images, docker_client
+):
     remote, container = contained
     template = make_template(
         fixture_images,
@@ -79,7 +83,9 @@ def test_flow_through_contained_executor(contained, cleanup, fixture_images, doc
     assert remote.post(f"/executor/{session_id}/warm", template.body).status_code == 200
     started = remote.post("/executor", start_body(template.body, session_id, merger_id))
     assert started.status_code == 200, started.text
-    response = remote.post(f"/executor/{session_id}", standard_build(template, merger_id, "boxed"))
+    response = remote.post(
+        f"/executor/{session_id}", standard_build(template, merger_id, "boxed")
+    )
     check_archive(response, "boxed")
     files, _ = read_archive(response.content)
     assert "README.md" in files

@@ -89,10 +89,22 @@ def test_one_matching_resolver_decides(tmp_path):
     assert resolver_id == "json"
     assert body["config"] == {"k": 1}
     assert body["files"] == [
-        {"path": "cfg/a.json", "content": "[1]", "origin": {"template": "proc/0", "layer": 0}},
-        {"path": "cfg/a.json", "content": "[2]", "origin": {"template": "proc/1", "layer": 1}},
+        {
+            "path": "cfg/a.json",
+            "content": "[1]",
+            "origin": {"template": "proc/0", "layer": 0},
+        },
+        {
+            "path": "cfg/a.json",
+            "content": "[2]",
+            "origin": {"template": "proc/1", "layer": 1},
+        },
     ]
-    assert {"path": "cfg/a.json", "layers": [0, 1], "resolver": "json"} in result.conflicts
+    assert {
+        "path": "cfg/a.json",
+        "layers": [0, 1],
+        "resolver": "json",
+    } in result.conflicts
 
 
 def test_globstar_matches_top_level_and_deep(tmp_path):
@@ -106,12 +118,21 @@ def test_globstar_matches_top_level_and_deep(tmp_path):
 
 
 def test_several_matching_resolvers_fail(tmp_path):
-    given = layers(tmp_path, {"p.json": "1", "q.json": "1"}, {"p.json": "2", "q.json": "2"})
-    resolvers = [ResolverSpec("one", ["*.json"]), ResolverSpec("two", ["**/p.json", "q.json"])]
+    given = layers(
+        tmp_path, {"p.json": "1", "q.json": "1"}, {"p.json": "2", "q.json": "2"}
+    )
+    resolvers = [
+        ResolverSpec("one", ["*.json"]),
+        ResolverSpec("two", ["**/p.json", "q.json"]),
+    ]
     with pytest.raises(MergeConflict) as caught:
         Merger(no_resolver).merge(given, tmp_path / "out", resolvers)
-    assert caught.value.errors[0].startswith("p.json: several resolvers match (one, two)")
-    assert caught.value.errors[1].startswith("q.json: several resolvers match (one, two)")
+    assert caught.value.errors[0].startswith(
+        "p.json: several resolvers match (one, two)"
+    )
+    assert caught.value.errors[1].startswith(
+        "q.json: several resolvers match (one, two)"
+    )
     assert not (tmp_path / "out").exists()
 
 
@@ -131,14 +152,18 @@ def test_binary_conflict_keeps_last_version(tmp_path):
     first = bytes(range(256))
     second = b"\xff\xfe\x00binary"
     given = layers(tmp_path, {"img.json": first}, {"img.json": second})
-    result = Merger(no_resolver).merge(given, tmp_path / "out", [ResolverSpec("r", ["*.json"])])
+    result = Merger(no_resolver).merge(
+        given, tmp_path / "out", [ResolverSpec("r", ["*.json"])]
+    )
     assert (tmp_path / "out/img.json").read_bytes() == second
     assert result.warnings and "img.json" in result.warnings[0]
     assert result.conflicts[0]["resolver"] is None
 
 
 def test_file_replaced_by_folder_and_back(tmp_path):
-    given = layers(tmp_path, {"a": "file", "b/c.txt": "c"}, {"a/inner.txt": "i", "b": "now a file"})
+    given = layers(
+        tmp_path, {"a": "file", "b/c.txt": "c"}, {"a/inner.txt": "i", "b": "now a file"}
+    )
     Merger(no_resolver).merge(given, tmp_path / "out", [])
     assert (tmp_path / "out/a/inner.txt").read_text() == "i"
     assert (tmp_path / "out/b").read_text() == "now a file"

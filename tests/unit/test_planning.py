@@ -27,7 +27,9 @@ def example(name: str) -> dict:
 
 def planner() -> Planner:
     counter = itertools.count(1)
-    return Planner(Settings(), new_id=lambda: f"00000000-0000-0000-0000-{next(counter):012d}")
+    return Planner(
+        Settings(), new_id=lambda: f"00000000-0000-0000-0000-{next(counter):012d}"
+    )
 
 
 RENDERS = {
@@ -45,7 +47,9 @@ def test_plan_matches_golden(kind):
     golden = GOLDEN / f"{kind}.plan.yaml"
     if os.environ.get("UPDATE_GOLDEN") == "1":
         golden.write_text(text)
-    assert text == golden.read_text(), f"run UPDATE_GOLDEN=1 pytest {__file__} to accept"
+    assert text == golden.read_text(), (
+        f"run UPDATE_GOLDEN=1 pytest {__file__} to accept"
+    )
     load(text, kind)
 
 
@@ -129,9 +133,7 @@ def test_reference_to_later_step_rejected():
         ],
     }
     problems = rule_violations(plan)
-    assert problems == [
-        "step 'a' refers to ${b...}, but no earlier step is named 'b'"
-    ]
+    assert problems == ["step 'a' refers to ${b...}, but no earlier step is named 'b'"]
 
 
 def test_reference_within_group_rejected():
@@ -143,7 +145,12 @@ def test_reference_within_group_rejected():
                 "parallel": 2,
                 "steps": [
                     {"name": "a", "kind": "pull", "image": "i:1"},
-                    {"name": "b", "kind": "archive", "container": "c", "directory": "${a.x}"},
+                    {
+                        "name": "b",
+                        "kind": "archive",
+                        "container": "c",
+                        "directory": "${a.x}",
+                    },
                 ],
             }
         ],

@@ -3,6 +3,7 @@
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
 
 import pytest
 
@@ -46,7 +47,7 @@ def test_invalid_reference_rejected(text):
 class FakeZinc(BaseHTTPRequestHandler):
     """A loopback stand-in for the registry's version look-up endpoint."""
 
-    requests: list[str] = []
+    requests: ClassVar[list[str]] = []
 
     def do_GET(self):
         FakeZinc.requests.append(self.path)
@@ -143,8 +144,13 @@ def test_numbered_versions_cached(registry_url):
     resolver.resolve("processor", "cyan/default", {"p-1"})
     resolver.resolve("processor", "cyan/default", {"p-1"})
     # "latest" is asked each time; versions 2 and 1 come from the first walk.
-    assert FakeZinc.requests.count("/api/v1/Processor/slug/cyan/default/versions/latest") == 2
-    assert FakeZinc.requests.count("/api/v1/Processor/slug/cyan/default/versions/2") == 1
+    assert (
+        FakeZinc.requests.count("/api/v1/Processor/slug/cyan/default/versions/latest")
+        == 2
+    )
+    assert (
+        FakeZinc.requests.count("/api/v1/Processor/slug/cyan/default/versions/2") == 1
+    )
 
 
 def test_unreachable_registry_named():
@@ -176,7 +182,9 @@ def test_catalog_file_reread_on_change(tmp_path):
     assert resolver.resolve("processor", "cyan/new", {"n-1"}).id == "n-1"
 
 
-@pytest.mark.parametrize("content", [None, "- just\n- a list\n", "processors: [1, 2]\n"])
+@pytest.mark.parametrize(
+    "content", [None, "- just\n- a list\n", "processors: [1, 2]\n"]
+)
 def test_bad_catalog_file_named(tmp_path, content):
     path = tmp_path / "catalog.yaml"
     if content is not None:

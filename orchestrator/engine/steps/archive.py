@@ -1,4 +1,4 @@
-"""`archive`: stream a folder of the session volume as tar.gz from a merger container."""
+"""`archive`: stream a folder of the session volume as tar.gz from a merger."""
 
 from __future__ import annotations
 

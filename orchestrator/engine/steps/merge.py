@@ -34,7 +34,8 @@ class Merge(Step):
         answer = json_answer(response, self.resource(), "/api/merge")
         return Outcome(
             False,
-            f"merged {len(self.args['layers'])} folders into {answer.get('directory')}: "
-            f"{answer.get('files', 0)} files, {len(answer.get('conflicts', []))} conflicts",
+            f"merged {len(self.args['layers'])} folders into "
+            f"{answer.get('directory')}: {answer.get('files', 0)} files, "
+            f"{len(answer.get('conflicts', []))} conflicts",
             answer,
         )

@@ -127,7 +127,8 @@ class Run(Step):
         with translated("inspect container", container.name):
             container.reload()
         self._fail_if_stopped(container)
-        url = f"http://{container_address(container, self.args['network'])}:{self.args['port']}/"
+        address = container_address(container, self.args["network"])
+        url = f"http://{address}:{self.args['port']}/"
         interval = 0.01
         last_answer = "no answer"
         last_state_check = started
