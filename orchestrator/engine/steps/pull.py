@@ -6,6 +6,7 @@ import logging
 import time
 
 import docker.errors
+import requests
 
 from ...errors import StepFailed
 from ..context import Context
@@ -16,6 +17,14 @@ log = logging.getLogger(__name__)
 
 # Seconds between two progress lines of one pull.
 PROGRESS_INTERVAL = 5.0
+# A pull that fails with a server error or a broken connection is tried again
+# this many times in all, waiting RETRY_DELAY seconds times the attempt number.
+ATTEMPTS = 3
+RETRY_DELAY = 1.0
+
+
+class TransientPullError(Exception):
+    """A pull failure that may pass: a server error or a broken connection."""
 
 
 def split_image(image: str) -> tuple[str, str]:
@@ -45,8 +54,30 @@ class Pull(Step):
                 except docker.errors.ImageNotFound:
                     pass
             started = time.monotonic()
-            self._pull(context, image)
+            self._pull_with_retries(context, image)
         return Outcome(True, f"pulled {image} in {time.monotonic() - started:.1f}s")
+
+    def _pull_with_retries(self, context: Context, image: str) -> None:
+        for attempt in range(1, ATTEMPTS + 1):
+            try:
+                self._pull(context, image)
+                return
+            except TransientPullError as error:
+                if attempt == ATTEMPTS:
+                    raise StepFailed(
+                        f"pull {image} failed {ATTEMPTS} times, last with: {error}; "
+                        f"check that the registry is reachable",
+                        resource=image,
+                    ) from error
+                log.warning(
+                    "pull %s failed (attempt %d of %d), retrying: %s",
+                    image,
+                    attempt,
+                    ATTEMPTS,
+                    error,
+                    extra={"step": self.name, "image": image},
+                )
+                time.sleep(RETRY_DELAY * attempt)
 
     def _pull(self, context: Context, image: str) -> None:
         repository, tag = split_image(image)
@@ -74,7 +105,11 @@ class Pull(Step):
                 f"({explain(error)}); check dockerReference and dockerTag",
                 resource=image,
             ) from error
-        except (docker.errors.APIError, OSError) as error:
+        except docker.errors.APIError as error:
+            if error.is_server_error():
+                raise TransientPullError(explain(error)) from error
             raise StepFailed(
                 f"pull {image} failed: {explain(error)}", resource=image
             ) from error
+        except (OSError, requests.exceptions.ConnectionError) as error:
+            raise TransientPullError(str(error)) from error
