@@ -9,16 +9,35 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, logs
+from .commands import add_commands
 from .config import ENVIRONMENT_PREFIX, Settings, environment_defaults
 from .errors import ExecutorError
 
 log = logging.getLogger(__name__)
 
 
-def add_serve_options(parser: argparse.ArgumentParser) -> None:
+# The options of `apply` and `plan`: what shapes a plan or how it is applied.
+PLAN_OPTIONS = (
+    "registry",
+    "merger_image",
+    "network",
+    "ready_timeout",
+    "call_timeout",
+    "pull_timeout",
+    "registry_timeout",
+    "parallelism",
+    "log_level",
+)
+
+
+def add_serve_options(
+    parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None
+) -> None:
     defaults = replace(Settings(), **environment_defaults())  # type: ignore[arg-type]
 
     def option(flag: str, field: str, help_text: str, kind=str) -> None:
+        if only is not None and field not in only:
+            return
         env = ENVIRONMENT_PREFIX + field.upper()
         parser.add_argument(
             flag,
@@ -158,11 +177,21 @@ def build_parser() -> argparse.ArgumentParser:
     )
     merger_parser.add_argument("--log-level", default="INFO", help="logging level")
     merger_parser.set_defaults(handler=merger)
+
+    add_commands(commands, lambda sub: add_serve_options(sub, PLAN_OPTIONS))
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
+    if arguments.command in ("plan", "validate", "apply"):
+        settings = settings_from(arguments)
+        logs.configure(settings.log_level, "text")
+        try:
+            return arguments.handler(arguments, settings)
+        except ExecutorError as error:
+            print(f"error: {error.message}", file=sys.stderr)
+            return 2
     return arguments.handler(arguments)
 
 

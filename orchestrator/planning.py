@@ -19,7 +19,7 @@ import yaml
 from . import names
 from .config import Settings
 from .errors import PlanInvalid
-from .validation import violations
+from .validation import format_path, located_violations
 
 PLAN_KINDS = ("template-warm", "session-warm", "start", "build", "delete")
 
@@ -59,59 +59,90 @@ def render(kind: str, variables: dict[str, Any]) -> str:
 
 
 def load(text: str, source: str = "<plan>") -> dict[str, Any]:
-    """Parse YAML plan text and validate it; errors name the source and the line."""
+    """Parse and validate YAML plan text; errors name the source, line and column."""
     try:
+        root = yaml.compose(text, Loader=yaml.SafeLoader)
         document = yaml.safe_load(text)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
         problem = getattr(error, "problem", None) or str(error)
         raise PlanInvalid(f"{where}: invalid YAML: {problem}") from error
-    check(document, source)
+    problems = plan_problems(document)
+    if problems:
+        messages = [
+            f"{source}:{locate(root, path)}: {format_path(path)}: {message}"
+            for path, message in problems
+        ]
+        raise PlanInvalid(messages[0], errors=messages)
     return document
 
 
 def check(plan: Any, source: str = "<plan>") -> None:
-    """Validate a plan against the plan schema and the rules a schema cannot state."""
-    problems = violations("plan", plan)
-    if not problems:
-        problems = rule_violations(plan)
+    """Validate a plan document that has no YAML text to point into."""
+    problems = plan_problems(plan)
     if problems:
-        raise PlanInvalid(
-            f"{source}: {problems[0]}", errors=[f"{source}: {p}" for p in problems]
-        )
+        messages = [f"{source}: {format_path(p)}: {m}" for p, m in problems]
+        raise PlanInvalid(messages[0], errors=messages)
 
 
-def rule_violations(plan: dict[str, Any]) -> list[str]:
+def plan_problems(plan: Any) -> list[tuple[tuple, str]]:
+    """Check the plan schema first, then the rules a schema cannot state."""
+    return located_violations("plan", plan) or rule_violations(plan)
+
+
+def locate(root: yaml.Node | None, path: tuple) -> str:
+    """Return `line:column` of the YAML node at `path`, or of its nearest parent."""
+    node = root
+    for part in path:
+        child = None
+        if isinstance(node, yaml.MappingNode):
+            child = next((v for k, v in node.value if k.value == part), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
+            child = node.value[part] if part < len(node.value) else None
+        if child is None:
+            break
+        node = child
+    if node is None:
+        return "1:1"
+    return f"{node.start_mark.line + 1}:{node.start_mark.column + 1}"
+
+
+def rule_violations(plan: dict[str, Any]) -> list[tuple[tuple, str]]:
     """Check unique step names and that references point at earlier steps."""
     from .engine.references import find
 
-    problems: list[str] = []
+    problems: list[tuple[tuple, str]] = []
     seen: set[str] = set()
 
-    def visit(step: dict[str, Any], earlier: set[str]) -> None:
+    def visit(step: dict[str, Any], earlier: set[str], path: tuple) -> None:
         name = step["name"]
         if name in seen:
-            problems.append(f"duplicate step name {name!r}; step names must be unique")
+            message = f"duplicate step name {name!r}; step names must be unique"
+            problems.append(((*path, "name"), message))
         seen.add(name)
         for target in find({k: v for k, v in step.items() if k != "steps"}):
             if target not in earlier:
                 problems.append(
-                    f"step {name!r} refers to ${{{target}...}}, but no earlier step "
-                    f"is named {target!r}"
+                    (
+                        path,
+                        f"step {name!r} refers to ${{{target}...}}, but no earlier "
+                        f"step is named {target!r}",
+                    )
                 )
 
-    for item in plan.get("steps", []):
+    for index, item in enumerate(plan.get("steps", [])):
         done = set(seen)
+        path = ("steps", index)
         if "parallel" in item:
-            visit({"name": item["name"]}, done)
-            for step in item["steps"]:
-                visit(step, done)
+            visit({"name": item["name"]}, done, path)
+            for inner, step in enumerate(item["steps"]):
+                visit(step, done, (*path, "steps", inner))
         else:
-            visit(item, done)
+            visit(item, done, path)
     finished = set(seen)
-    for step in plan.get("on_failure", []):
-        visit(step, finished)
+    for index, step in enumerate(plan.get("on_failure", [])):
+        visit(step, finished, ("on_failure", index))
     return problems
 
 

@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import docker
+import docker.errors
 
 from . import names
 from .config import Settings
 from .engine import Engine, Report
-from .errors import RequestInvalid, StepFailed
+from .errors import ExecutorError, RequestInvalid, StepFailed
 from .planning import Planner, load
 from .registry import Resolver
 from .validation import check
@@ -73,9 +74,7 @@ class Executor:
         """The step engine. It connects to Docker on first use; planning never does."""
         if self._engine is None:
             if self._client is None:
-                self._client = docker.from_env(
-                    timeout=max(60, int(self.settings.call_timeout))
-                )
+                self._client = docker_client(self.settings)
             self._engine = Engine(self._client, self.settings)
         return self._engine
 
@@ -131,6 +130,10 @@ class Executor:
             raise RequestInvalid(errors[0], errors=errors)
         return resolved
 
+    def check(self, planned: Planned) -> list[dict[str, str]]:
+        """List what applying the plan would change, reading but not changing Docker."""
+        return self.engine.check(planned.document)
+
     def apply(self, planned: Planned) -> Report:
         """Apply a plan; raise PlanFailed when any step failed."""
         report = self.engine.apply(planned.document)
@@ -146,6 +149,19 @@ class Executor:
         if report.failed:
             raise PlanFailed(report)
         return report
+
+
+def docker_client(settings: Settings) -> docker.DockerClient:
+    """Connect to the engine DOCKER_HOST names, or the local socket; fail clearly."""
+    try:
+        client = docker.from_env(timeout=max(60, int(settings.call_timeout)))
+        client.ping()
+    except docker.errors.DockerException as error:
+        raise ExecutorError(
+            f"cannot reach the Docker engine ({error}); start Docker or set "
+            f"DOCKER_HOST, then try again"
+        ) from error
+    return client
 
 
 def check_session_id(session_id: str) -> None:

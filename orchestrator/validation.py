@@ -59,11 +59,16 @@ def validator(name: str) -> Draft202012Validator:
     return StrictValidator(schema, registry=registry)
 
 
-def json_path(error: ValidationError) -> str:
+def format_path(parts: tuple) -> str:
+    """Write a document path as a JSON path: `$.steps[2].image`."""
     path = "$"
-    for part in error.absolute_path:
+    for part in parts:
         path += f"[{part}]" if isinstance(part, int) else f".{part}"
     return path
+
+
+def json_path(error: ValidationError) -> str:
+    return format_path(tuple(error.absolute_path))
 
 
 def _leaf_errors(error: ValidationError) -> list[ValidationError]:
@@ -79,24 +84,36 @@ def _leaf_errors(error: ValidationError) -> list[ValidationError]:
     return [error]
 
 
-def describe(error: ValidationError) -> str:
-    message = f"{json_path(error)}: {error.message}"
+def explain(error: ValidationError) -> str:
+    message = error.message
     hint = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "pattern" and hint:
         message += f" (expected {hint})"
     return message
 
 
-def violations(name: str, document: Any) -> list[str]:
-    """List every violation of schema `name` in `document`, each with its JSON path."""
+def describe(error: ValidationError) -> str:
+    return f"{json_path(error)}: {explain(error)}"
+
+
+def located_violations(name: str, document: Any) -> list[tuple[tuple, str]]:
+    """List every violation of schema `name` as (path in the document, message)."""
     found = sorted(validator(name).iter_errors(document), key=lambda e: e.path)
-    messages: list[str] = []
+    located: list[tuple[tuple, str]] = []
     for error in found:
         for leaf in _leaf_errors(error):
-            text = describe(leaf)
-            if text not in messages:
-                messages.append(text)
-    return messages
+            entry = (tuple(leaf.absolute_path), explain(leaf))
+            if entry not in located:
+                located.append(entry)
+    return located
+
+
+def violations(name: str, document: Any) -> list[str]:
+    """List every violation of schema `name` in `document`, each with its JSON path."""
+    return [
+        f"{format_path(path)}: {message}"
+        for path, message in located_violations(name, document)
+    ]
 
 
 def check(name: str, document: Any, what: str) -> None:

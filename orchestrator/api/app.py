@@ -25,6 +25,9 @@ class RequestLog:
     def process_resource(self, req, resp, resource, params) -> None:
         if params.get("session_id"):
             logs.session_id.set(params["session_id"])
+        # Read the preview flags before the body, so a bad flag is reported first.
+        req.context.dry_run = req.get_param_as_bool("dry_run", default=False)
+        req.context.check = req.get_param_as_bool("check", default=False)
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         elapsed = time.monotonic() - getattr(req.context, "started", time.monotonic())
@@ -53,6 +56,22 @@ class Resources:
             log.warning("%s: %s", title, error.message)
             raise invalid(title, error) from None
 
+    def _previewed(self, req: falcon.Request, resp: falcon.Response, planned) -> bool:
+        """Answer with the plan (dry_run) or its changes (check), not applying it."""
+        if req.context.dry_run:
+            resp.content_type = "application/yaml"
+            resp.text = planned.text
+            return True
+        if req.context.check:
+            changes = self.executor.check(planned)
+            resp.media = {
+                "plan": planned.kind,
+                "changes": sum(1 for c in changes if c["action"] != "nothing"),
+                "steps": changes,
+            }
+            return True
+        return False
+
     def _apply(self, planned, status: int, title: str, detail: str):
         try:
             return self.executor.apply(planned)
@@ -68,6 +87,8 @@ class Resources:
         title = "Failed to warm template"
         body = read_json(req, title)
         planned = self._plan(title, lambda: self.executor.plan_template_warm(body))
+        if self._previewed(req, resp, planned):
+            return
         self._apply(
             planned, 503, title, "Failed to warm the template volume and container"
         )
@@ -80,6 +101,8 @@ class Resources:
         planned = self._plan(
             title, lambda: self.executor.plan_session_warm(session_id, body)
         )
+        if self._previewed(req, resp, planned):
+            return
         self._apply(
             planned, 400, title, "Failed to warm executor images, templates and volumes"
         )
@@ -99,6 +122,8 @@ class Resources:
         if isinstance(body, dict) and isinstance(body.get("session_id"), str):
             logs.session_id.set(body["session_id"])
         planned = self._plan(title, lambda: self.executor.plan_start(body))
+        if self._previewed(req, resp, planned):
+            return
         self._apply(planned, 503, title, "Failed to start cyanprint executor")
         resp.media = {"status": "OK"}
 
@@ -107,6 +132,8 @@ class Resources:
         title = "Failed to build"
         body = read_json(req, title)
         planned = self._plan(title, lambda: self.executor.plan_build(session_id, body))
+        if self._previewed(req, resp, planned):
+            return
         try:
             report = self.executor.apply(planned)
         except PlanFailed as failure:
@@ -134,6 +161,8 @@ class Resources:
     def on_delete_session(self, req, resp, session_id: str) -> None:
         title = "Failed to clean"
         planned = self._plan(title, lambda: self.executor.plan_delete(session_id))
+        if self._previewed(req, resp, planned):
+            return
         self._apply(planned, 400, title, f"Failed to clean session {session_id}")
         resp.media = {"status": "OK"}
 

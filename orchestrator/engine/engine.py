@@ -52,23 +52,43 @@ class Engine:
             else:
                 record(self._apply_step(context, item))
             if report.failed:
-                for rest in items[position + 1 :]:
-                    for step in (
-                        rest.get("steps", [rest]) if "parallel" in rest else [rest]
-                    ):
-                        record(
-                            StepResult(
-                                step["name"],
-                                step["kind"],
-                                SKIPPED,
-                                message="an earlier step failed",
-                            )
-                        )
+                for step in flatten(items[position + 1 :]):
+                    skipped = "an earlier step failed"
+                    record(
+                        StepResult(step["name"], step["kind"], SKIPPED, 0.0, skipped)
+                    )
                 break
         if report.failed:
             for step in plan.get("on_failure", []):
                 record(self._apply_step(context, step))
         return report
+
+    def check(self, plan: dict[str, Any]) -> list[dict[str, str]]:
+        """List, step by step, what applying `plan` would change; change nothing.
+
+        Steps are checked one by one, groups included, and references to
+        outputs that only applying would produce are shown as written.
+        """
+        context = Context(self.client, self.settings, self.locks)
+        changes = []
+        for step in flatten(plan.get("steps", [])):
+            name, kind = step["name"], step["kind"]
+            instance = STEP_KINDS[kind](name, arguments(step, context.outputs, False))
+            try:
+                change = instance.check(context)
+                action, detail = change.action, change.detail
+            except StepFailed as error:
+                action, detail = "unknown", f"cannot check: {error.message}"
+            changes.append(
+                {
+                    "name": name,
+                    "kind": kind,
+                    "action": action,
+                    "resource": instance.resource(),
+                    "detail": detail,
+                }
+            )
+        return changes
 
     def _apply_group(
         self, context: Context, group: dict[str, Any], record: Listener
@@ -89,15 +109,10 @@ class Engine:
         name, kind = raw["name"], raw["kind"]
         started = time.monotonic()
         try:
-            args = references.substitute(
-                {
-                    k: v
-                    for k, v in raw.items()
-                    if k not in ("name", "kind", "description")
-                },
-                context.outputs,
+            step = STEP_KINDS[kind](name, arguments(raw, context.outputs, True))
+            log.debug(
+                "%s: %s", name, step.describe(), extra={"step": name, "kind": kind}
             )
-            step = STEP_KINDS[kind](name, args)
             outcome = step.apply(context)
         except StepFailed as error:
             error.with_step(name, kind)
@@ -135,3 +150,15 @@ class Engine:
             extra={"step": name, "kind": kind, "status": status},
         )
         return StepResult(name, kind, status, duration, outcome.message, outcome.output)
+
+
+def flatten(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """List the steps of a plan in order, with each group's steps in its place."""
+    return [step for item in items for step in item.get("steps", [item])]
+
+
+def arguments(raw: dict[str, Any], outputs: dict[str, Any], strict: bool) -> dict:
+    args = {k: v for k, v in raw.items() if k not in ("name", "kind", "description")}
+    if strict:
+        return references.substitute(args, outputs)
+    return references.substitute_known(args, outputs)

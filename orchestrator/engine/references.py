@@ -38,6 +38,20 @@ def _lookup(outputs: Mapping[str, Any], step: str, keys: str) -> Any:
     return value
 
 
+def substitute_known(value: Any, outputs: Mapping[str, Any]) -> Any:
+    """Replace the references that can be resolved and keep the others as written."""
+    if isinstance(value, str):
+        try:
+            return substitute(value, outputs)
+        except StepFailed:
+            return value
+    if isinstance(value, Mapping):
+        return {key: substitute_known(item, outputs) for key, item in value.items()}
+    if isinstance(value, list):
+        return [substitute_known(item, outputs) for item in value]
+    return value
+
+
 def substitute(value: Any, outputs: Mapping[str, Any]) -> Any:
     """Replace references by outputs. A lone reference keeps its value's type."""
     if isinstance(value, str):

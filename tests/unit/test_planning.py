@@ -121,7 +121,7 @@ def test_duplicate_step_names_rejected():
             {"name": "a", "kind": "pull", "image": "i:2"},
         ],
     }
-    assert any("duplicate step name 'a'" in p for p in rule_violations(plan))
+    assert any("duplicate step name 'a'" in m for _, m in rule_violations(plan))
 
 
 def test_reference_to_later_step_rejected():
@@ -133,7 +133,9 @@ def test_reference_to_later_step_rejected():
         ],
     }
     problems = rule_violations(plan)
-    assert problems == ["step 'a' refers to ${b...}, but no earlier step is named 'b'"]
+    assert problems == [
+        (("steps", 0), "step 'a' refers to ${b...}, but no earlier step is named 'b'")
+    ]
 
 
 def test_reference_within_group_rejected():
@@ -174,3 +176,34 @@ def test_unknown_step_argument_rejected():
     with pytest.raises(PlanInvalid) as caught:
         load("name: x\nsteps:\n  - {name: a, kind: pull, image: 'i:1', imagee: 2}\n")
     assert "imagee" in caught.value.message
+
+
+def test_schema_error_located_in_yaml():
+    text = (
+        "name: x\n"
+        "steps:\n"
+        "  - name: a\n"
+        "    kind: pull\n"
+        "    image: 'i:1'\n"
+        "  - name: b\n"
+        "    kind: pull\n"
+        "    imag: 'i:2'\n"
+    )
+    with pytest.raises(PlanInvalid) as caught:
+        load(text, "hand.yaml")
+    assert caught.value.message.startswith("hand.yaml:6:5: $.steps[1]: ")
+
+
+def test_duplicate_name_located_in_yaml():
+    text = (
+        "name: x\n"
+        "steps:\n"
+        "  - {name: a, kind: pull, image: 'i:1'}\n"
+        "  - {name: a, kind: pull, image: 'i:2'}\n"
+    )
+    with pytest.raises(PlanInvalid) as caught:
+        load(text, "hand.yaml")
+    assert caught.value.message == (
+        "hand.yaml:4:12: $.steps[1].name: duplicate step name 'a'; "
+        "step names must be unique"
+    )

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...names import PORTS
 from ..context import Context
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 from .call import send
 
 CHUNK_SIZE = 256 * 1024
@@ -38,3 +38,6 @@ class Archive(Step):
             f"streaming {self.args['directory']} from {self.resource()}",
             {"stream": chunks, "response": response},
         )
+
+    def check(self, context: Context) -> Change:
+        return Change("call", f"would {self.describe()} (not sent in check mode)")

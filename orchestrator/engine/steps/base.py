@@ -17,6 +17,17 @@ class Outcome:
     output: Any = None
 
 
+@dataclass
+class Change:
+    """What applying a step would do, found by reading the live engine.
+
+    `action` is one of: create, pull, start, remove, call, nothing.
+    """
+
+    action: str
+    detail: str
+
+
 class Step:
     """A step of one kind with its arguments, references already substituted."""
 
@@ -35,4 +46,8 @@ class Step:
         return ""
 
     def apply(self, context: Context) -> Outcome:
+        raise NotImplementedError
+
+    def check(self, context: Context) -> Change:
+        """Compare the step with the live engine without changing anything."""
         raise NotImplementedError

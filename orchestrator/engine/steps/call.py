@@ -10,7 +10,7 @@ import requests
 from ...errors import StepFailed
 from ..context import Context, http
 from ..dockerapi import container_address, find_container, translated
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 
 # How much of an unexpected answer body an error message quotes.
 EXCERPT = 500
@@ -119,3 +119,6 @@ class Call(Step):
             f"{method} {path} on {self.resource()}: HTTP {response.status_code}",
             answer,
         )
+
+    def check(self, context: Context) -> Change:
+        return Change("call", f"would {self.describe()} (not sent in check mode)")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ...names import PORTS
 from ..context import Context
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 from .call import json_answer, send
 
 
@@ -39,3 +39,6 @@ class Merge(Step):
             f"{len(answer.get('conflicts', []))} conflicts",
             answer,
         )
+
+    def check(self, context: Context) -> Change:
+        return Change("call", f"would {self.describe()} (not sent in check mode)")

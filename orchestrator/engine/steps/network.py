@@ -6,7 +6,7 @@ import docker.errors
 
 from ..context import Context
 from ..dockerapi import translated
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 
 
 class Network(Step):
@@ -34,3 +34,10 @@ class Network(Step):
                     return Outcome(False, f"network {name} already exists")
                 raise
         return Outcome(True, f"created network {name}")
+
+    def check(self, context: Context) -> Change:
+        name = self.resource()
+        with translated("inspect network", name):
+            if context.client.networks.list(names=[name]):
+                return Change("nothing", f"network {name} exists")
+        return Change("create", f"would create bridge network {name}")

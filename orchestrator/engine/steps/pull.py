@@ -11,7 +11,7 @@ import requests
 from ...errors import StepFailed
 from ..context import Context
 from ..dockerapi import explain, translated
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -113,3 +113,12 @@ class Pull(Step):
             ) from error
         except (OSError, requests.exceptions.ConnectionError) as error:
             raise TransientPullError(str(error)) from error
+
+    def check(self, context: Context) -> Change:
+        image = self.resource()
+        with translated("inspect image", image):
+            try:
+                context.client.images.get(image)
+                return Change("nothing", f"image {image} is present")
+            except docker.errors.ImageNotFound:
+                return Change("pull", f"would pull {image}")

@@ -11,7 +11,7 @@ from docker.models.containers import Container
 from ...errors import StepFailed
 from ..context import Context, http
 from ..dockerapi import container_address, find_container, log_tail, translated
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +60,31 @@ class Run(Step):
             True, f"started {name}, ready after {elapsed:.2f}s", self._output(container)
         )
 
+    def check(self, context: Context) -> Change:
+        name = self.resource()
+        with translated("inspect container", name):
+            existing = find_container(context.client, name)
+        if existing is None:
+            return Change("start", f"would create and start {name}")
+        problem = self._stale_reason(existing)
+        if problem:
+            return Change(
+                "remove", f"would remove {name} ({problem}) and start it anew"
+            )
+        return Change("nothing", f"container {name} is running")
+
+    def _stale_reason(self, existing: Container) -> str:
+        """Say why an existing container cannot be kept, or return ''."""
+        image = existing.attrs.get("Config", {}).get("Image")
+        networks = existing.attrs["NetworkSettings"].get("Networks") or {}
+        if existing.status != "running":
+            return f"status {existing.status}"
+        if image != self.args["image"]:
+            return f"image {image}"
+        if self.args["network"] not in networks:
+            return f"not on network {self.args['network']}"
+        return ""
+
     def _output(self, container: Container) -> dict:
         return {
             "container": container.name,
@@ -74,18 +99,13 @@ class Run(Step):
             existing = find_container(context.client, name)
             if existing is None:
                 return None
-            running = existing.status == "running"
-            same_image = (
-                existing.attrs.get("Config", {}).get("Image") == self.args["image"]
-            )
-            networks = existing.attrs["NetworkSettings"].get("Networks") or {}
-            if running and same_image and self.args["network"] in networks:
+            problem = self._stale_reason(existing)
+            if not problem:
                 return existing
             log.info(
-                "replacing container %s (status %s, image %s)",
+                "replacing container %s (%s)",
                 name,
-                existing.status,
-                existing.attrs.get("Config", {}).get("Image"),
+                problem,
                 extra={"step": self.name, "container": name},
             )
             existing.remove(force=True)

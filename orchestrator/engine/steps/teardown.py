@@ -9,7 +9,7 @@ import docker.errors
 from ...errors import StepFailed
 from ..context import Context
 from ..dockerapi import explain, translated
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,27 @@ class Teardown(Step):
             parts.append("remove volumes " + ", ".join(self.args["volumes"]))
         return "; ".join(parts)
 
-    def apply(self, context: Context) -> Outcome:
+    def check(self, context: Context) -> Change:
+        containers, volumes = self._targets(context)
+        found = [c for c in containers if self._exists(context, "container", c)]
+        found += [v for v in volumes if self._exists(context, "volume", v)]
+        if not found:
+            return Change("nothing", "nothing to remove")
+        return Change("remove", "would remove " + ", ".join(found))
+
+    def _exists(self, context: Context, kind: str, name: str) -> bool:
+        collection = (
+            context.client.containers if kind == "container" else context.client.volumes
+        )
+        with translated(f"inspect {kind}", name):
+            try:
+                collection.get(name)
+                return True
+            except docker.errors.NotFound:
+                return False
+
+    def _targets(self, context: Context) -> tuple[list[str], list[str]]:
+        """List the container and volume names the step would remove."""
         client = context.client
         filters = [
             f"{key}={value}" for key, value in (self.args.get("selector") or {}).items()
@@ -52,11 +72,13 @@ class Teardown(Step):
                 if self.args.get("remove_volumes"):
                     for volume in client.volumes.list(filters={"label": filters}):
                         volumes.add(volume.name)
+        return sorted(containers), sorted(volumes)
+
+    def apply(self, context: Context) -> Outcome:
+        containers, volumes = self._targets(context)
         errors: list[str] = []
-        removed_containers = self._remove(
-            context, "container", sorted(containers), errors
-        )
-        removed_volumes = self._remove(context, "volume", sorted(volumes), errors)
+        removed_containers = self._remove(context, "container", containers, errors)
+        removed_volumes = self._remove(context, "volume", volumes, errors)
         if errors:
             raise StepFailed("; ".join(errors), resource=self.resource())
         removed = removed_containers + removed_volumes

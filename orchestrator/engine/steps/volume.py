@@ -12,7 +12,7 @@ from ...errors import StepFailed
 from ...names import LABEL_DEV, LABEL_KIND
 from ..context import Context
 from ..dockerapi import explain, log_tail, translated
-from .base import Outcome, Step
+from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
 
@@ -100,3 +100,15 @@ class Volume(Step):
                 explain(error),
                 extra={"step": self.name},
             )
+
+    def check(self, context: Context) -> Change:
+        name = self.resource()
+        with translated("inspect volume", name):
+            try:
+                context.client.volumes.get(name)
+                return Change("nothing", f"volume {name} exists")
+            except docker.errors.NotFound:
+                pass
+        fill = self.args.get("fill")
+        suffix = f" and fill it from {fill['image']}" if fill else ""
+        return Change("create", f"would create volume {name}{suffix}")

@@ -1,0 +1,158 @@
+"""The `plan`, `validate` and `apply` commands: plans from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from .config import Settings
+from .engine.report import FAILED, StepResult
+from .errors import ExecutorError, PlanInvalid, RequestInvalid
+from .planning import PLAN_KINDS, load
+
+# Exit statuses: a failed step, and input that is not valid.
+EXIT_FAILED = 1
+EXIT_INVALID = 2
+
+
+def read_text(path: str) -> str:
+    if path == "-":
+        return sys.stdin.read()
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as error:
+        raise PlanInvalid(f"cannot read {path}: {error.strerror}") from error
+
+
+def report_errors(error: ExecutorError, stream: TextIO) -> None:
+    for message in error.errors:
+        print(f"error: {message}", file=stream)
+
+
+def plan_command(arguments: argparse.Namespace, settings: Settings) -> int:
+    """Print the YAML plan that one endpoint's request renders to."""
+    from .service import Executor
+
+    executor = Executor(settings)
+    session = arguments.session
+    try:
+        body: Any = None
+        if arguments.kind != "delete":
+            if not arguments.request:
+                raise RequestInvalid(f"plan {arguments.kind} needs a REQUEST file or -")
+            source = arguments.request
+            try:
+                body = json.loads(read_text(source))
+            except json.JSONDecodeError as error:
+                raise RequestInvalid(f"{source}: not valid JSON: {error}") from None
+        if arguments.kind in ("session-warm", "build", "delete") and not session:
+            raise RequestInvalid(f"plan {arguments.kind} needs --session ID")
+        planned = {
+            "template-warm": lambda: executor.plan_template_warm(body),
+            "session-warm": lambda: executor.plan_session_warm(session, body),
+            "start": lambda: executor.plan_start(body),
+            "build": lambda: executor.plan_build(session, body),
+            "delete": lambda: executor.plan_delete(session),
+        }[arguments.kind]()
+    except ExecutorError as error:
+        report_errors(error, sys.stderr)
+        return EXIT_INVALID
+    sys.stdout.write(planned.text)
+    return 0
+
+
+def validate_command(arguments: argparse.Namespace, settings: Settings) -> int:
+    """Check hand-written plans; print each error with file, line and column."""
+    status = 0
+    for path in arguments.plans:
+        try:
+            load(read_text(path), path)
+        except PlanInvalid as error:
+            report_errors(error, sys.stderr)
+            status = EXIT_INVALID
+            continue
+        print(f"{path}: valid")
+    return status
+
+
+def print_result(result: StepResult) -> None:
+    line = f"{result.status:<8} {result.name:<24} {result.duration:7.2f}s  "
+    print(line + result.message.splitlines()[0] if result.message else line, flush=True)
+    for extra in result.message.splitlines()[1:]:
+        print(f"{'':<44}{extra}", flush=True)
+
+
+def save_archives(report, output: str | None) -> None:
+    """Write or drain the archive streams a plan produced, so no stream is left open."""
+    for result in report.results:
+        if result.kind != "archive" or result.status == FAILED or not result.output:
+            continue
+        size = 0
+        sink = open(output, "wb") if output else None
+        try:
+            for chunk in result.output["stream"]:
+                size += len(chunk)
+                if sink:
+                    sink.write(chunk)
+        finally:
+            result.output["response"].close()
+            if sink:
+                sink.close()
+        where = f" to {output}" if output else " (use --output FILE to keep it)"
+        print(f"archive from step {result.name}: {size} bytes{where}")
+
+
+def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
+    """Apply a hand-written plan, reporting each step as it finishes."""
+    from .engine import Engine
+    from .service import docker_client
+
+    try:
+        plan = load(read_text(arguments.plan), arguments.plan)
+    except PlanInvalid as error:
+        report_errors(error, sys.stderr)
+        return EXIT_INVALID
+    engine = Engine(docker_client(settings), settings)
+    if arguments.check:
+        changes = engine.check(plan)
+        for change in changes:
+            print(f"{change['action']:<8} {change['name']:<24} {change['detail']}")
+        count = sum(1 for change in changes if change["action"] != "nothing")
+        print(f"check: {count} of {len(changes)} steps would change something")
+        return 0
+    report = engine.apply(plan, listener=print_result)
+    save_archives(report, arguments.output)
+    counts = report.counts()
+    print(
+        f"recap: ok={counts['ok']} changed={counts['changed']} "
+        f"failed={counts['failed']} skipped={counts['skipped']}"
+    )
+    return EXIT_FAILED if report.failed else 0
+
+
+def add_commands(commands, add_options) -> None:
+    """Add plan, validate and apply to the `cyanprint-executor` parser."""
+    plan = commands.add_parser("plan", help="print the YAML plan of one request")
+    plan.add_argument("kind", choices=PLAN_KINDS, help="the operation to plan")
+    plan.add_argument("request", nargs="?", help="request body (JSON file, or -)")
+    plan.add_argument("--session", help="session id of session-warm, build, delete")
+    add_options(plan)
+    plan.set_defaults(handler=plan_command)
+
+    validate = commands.add_parser("validate", help="check hand-written plans")
+    validate.add_argument("plans", nargs="+", metavar="PLAN.yaml")
+    validate.set_defaults(handler=validate_command)
+
+    apply = commands.add_parser("apply", help="apply a plan against Docker")
+    apply.add_argument("plan", metavar="PLAN.yaml", help="plan file, or -")
+    apply.add_argument(
+        "--check",
+        action="store_true",
+        help="only list what each step would change; change nothing",
+    )
+    apply.add_argument("--output", help="file to write an archive step's tar.gz to")
+    add_options(apply)
+    apply.set_defaults(handler=apply_command)

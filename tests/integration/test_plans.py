@@ -1,0 +1,134 @@
+"""Hand-written plans in tests/plans, applied with the command line on a real engine."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import docker.errors
+import pytest
+
+from .helpers import read_archive
+
+pytestmark = pytest.mark.docker
+
+PLANS = Path(__file__).parents[1] / "plans"
+NETWORK = "cyanprint-plans"
+
+
+def cli(*arguments: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", *arguments],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+def labelled(client, session: str) -> list[str]:
+    label = f"cyanprint.session={session}"
+    found = [c.name for c in client.containers.list(all=True, filters={"label": label})]
+    found += [v.name for v in client.volumes.list(filters={"label": label})]
+    return sorted(found)
+
+
+@pytest.fixture(scope="module")
+def plan_images(docker_client, local_fixture_images, executor_image):
+    """Tag the fixture images with the fixed names the plans use."""
+    for name, tag in [
+        ("processor", local_fixture_images["processor"]),
+        ("blob", local_fixture_images["blob"]),
+        ("fault-exit", local_fixture_images["fault-exit"]),
+        ("executor", executor_image),
+    ]:
+        docker_client.images.get(tag).tag(f"cyanprint-plans/{name}", "test")
+    yield
+    for session in ("plans-two", "plans-fail"):
+        cli("apply", str(PLANS / "remove-two-containers.yaml"))
+        for container in docker_client.containers.list(
+            all=True, filters={"label": f"cyanprint.session={session}"}
+        ):
+            container.remove(force=True)
+        for volume in docker_client.volumes.list(
+            filters={"label": f"cyanprint.session={session}"}
+        ):
+            volume.remove(force=True)
+    try:
+        docker_client.networks.get(NETWORK).remove()
+    except docker.errors.APIError:
+        pass
+
+
+def test_two_containers_plan(plan_images, docker_client, tmp_path):
+    archive = tmp_path / "out.tar.gz"
+    first = cli("apply", str(PLANS / "two-containers.yaml"), "--output", str(archive))
+    assert first.returncode == 0, first.stdout + first.stderr
+    assert "recap: ok=" in first.stdout
+    assert "failed=0" in first.stdout
+    assert "changed  first" in first.stdout
+    files, _ = read_archive(archive.read_bytes())
+    assert files["shared.txt"] == (b"from second", 0o644)
+    assert files["second.txt"][0] == b"only second"
+    assert b"planned" in files["README.md"][0]
+
+    # Applying the same plan again changes nothing.
+    again = cli("apply", str(PLANS / "two-containers.yaml"))
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert "changed=0" in again.stdout
+    assert "failed=0" in again.stdout
+    statuses = [
+        line.split()[0]
+        for line in again.stdout.splitlines()
+        if line[:2] in ("ok", "ch")
+    ]
+    assert statuses and set(statuses) == {"ok"}
+
+    check = cli("apply", str(PLANS / "two-containers.yaml"), "--check")
+    assert check.returncode == 0, check.stderr
+    assert "nothing  first" in check.stdout
+    assert "call     call-first" in check.stdout
+
+    removed = cli("apply", str(PLANS / "remove-two-containers.yaml"))
+    assert removed.returncode == 0, removed.stdout + removed.stderr
+    assert "changed  remove" in removed.stdout
+    assert labelled(docker_client, "plans-two") == []
+
+
+def test_check_lists_changes_on_clean_engine(plan_images, docker_client):
+    result = cli("apply", str(PLANS / "two-containers.yaml"), "--check")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("create   template-files") for line in lines)
+    assert any(line.startswith("start    merger") for line in lines)
+    assert labelled(docker_client, "plans-two") == []
+
+
+def test_failing_plan_cleans_up(plan_images, docker_client):
+    result = cli("apply", str(PLANS / "fails-halfway.yaml"))
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert any(line.startswith("changed  healthy") for line in lines)
+    broken = next(line for line in lines if line.startswith("failed   broken"))
+    assert "exit code 3" in broken
+    assert "fatal: bad configuration" in result.stdout
+    assert any(line.startswith("skipped  never-reached") for line in lines)
+    assert any(line.startswith("changed  clean-up") for line in lines)
+    assert "failed=1" in result.stdout
+    assert labelled(docker_client, "plans-fail") == []
+
+
+def test_yaml_error_reported_with_line():
+    result = cli("validate", str(PLANS / "yaml-error.yaml"))
+    assert result.returncode == 2
+    assert "yaml-error.yaml:7:4: invalid YAML" in result.stderr
+    applied = cli("apply", str(PLANS / "yaml-error.yaml"))
+    assert applied.returncode == 2
+    assert "yaml-error.yaml:7:4" in applied.stderr
+
+
+def test_valid_plans_validate():
+    names = ["two-containers.yaml", "fails-halfway.yaml", "remove-two-containers.yaml"]
+    result = cli("validate", *[str(PLANS / name) for name in names])
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count(": valid") == 3
