@@ -26,6 +26,7 @@ PLAN_OPTIONS = (
     "pull_timeout",
     "registry_timeout",
     "parallelism",
+    "try_root",
     "log_level",
 )
 
@@ -81,6 +82,24 @@ def add_serve_options(
         "parallelism",
         "how many pulls, container starts or processor calls run at once",
         int,
+    )
+    option(
+        "--proxy-timeout",
+        "proxy_timeout",
+        "seconds a proxied template or resolver call may take",
+        float,
+    )
+    option(
+        "--proxy-max-bytes",
+        "proxy_max_bytes",
+        "largest body in bytes a proxy passes through, either way",
+        int,
+    )
+    option(
+        "--try-root",
+        "try_root",
+        "folder that try sessions' local template folders must lie inside; "
+        "empty for the home folder",
     )
     option("--threads", "threads", "HTTP worker threads", int)
     option("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR")
@@ -184,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     arguments = build_parser().parse_args(argv)
-    if arguments.command in ("plan", "validate", "apply"):
+    if arguments.command in ("plan", "validate", "apply", "setup", "cleanup"):
         settings = settings_from(arguments)
         logs.configure(settings.log_level, "text")
         try:

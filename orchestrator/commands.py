@@ -13,6 +13,10 @@ from .engine.report import FAILED, StepResult
 from .errors import ExecutorError, PlanInvalid, RequestInvalid
 from .planning import PLAN_KINDS, load
 
+# The plans `plan` can print: a proxy plan needs an HTTP request to pass on.
+CLI_PLAN_KINDS = tuple(kind for kind in PLAN_KINDS if kind != "proxy")
+NO_REQUEST = ("delete", "setup", "cleanup")
+
 # Exit statuses: a failed step, and input that is not valid.
 EXIT_FAILED = 1
 EXIT_INVALID = 2
@@ -40,7 +44,7 @@ def plan_command(arguments: argparse.Namespace, settings: Settings) -> int:
     session = arguments.session
     try:
         body: Any = None
-        if arguments.kind != "delete":
+        if arguments.kind not in NO_REQUEST:
             if not arguments.request:
                 raise RequestInvalid(f"plan {arguments.kind} needs a REQUEST file or -")
             source = arguments.request
@@ -56,6 +60,9 @@ def plan_command(arguments: argparse.Namespace, settings: Settings) -> int:
             "start": lambda: executor.plan_start(body),
             "build": lambda: executor.plan_build(session, body),
             "delete": lambda: executor.plan_delete(session),
+            "try": lambda: executor.plan_try(body),
+            "setup": executor.plan_setup,
+            "cleanup": executor.plan_cleanup,
         }[arguments.kind]()
     except ExecutorError as error:
         report_errors(error, sys.stderr)
@@ -133,10 +140,24 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
     return EXIT_FAILED if report.failed else 0
 
 
+def maintenance_command(arguments: argparse.Namespace, settings: Settings) -> int:
+    """Apply the setup or cleanup plan, reporting each step as `apply` does."""
+    from .engine import Engine
+    from .service import Executor, docker_client
+
+    executor = Executor(settings)
+    planned = {"setup": executor.plan_setup, "cleanup": executor.plan_cleanup}[
+        arguments.command
+    ]()
+    engine = Engine(docker_client(settings), settings)
+    report = engine.apply(planned.document, listener=print_result)
+    return EXIT_FAILED if report.failed else 0
+
+
 def add_commands(commands, add_options) -> None:
     """Add plan, validate and apply to the `cyanprint-executor` parser."""
     plan = commands.add_parser("plan", help="print the YAML plan of one request")
-    plan.add_argument("kind", choices=PLAN_KINDS, help="the operation to plan")
+    plan.add_argument("kind", choices=CLI_PLAN_KINDS, help="the operation to plan")
     plan.add_argument("request", nargs="?", help="request body (JSON file, or -)")
     plan.add_argument("--session", help="session id of session-warm, build, delete")
     add_options(plan)
@@ -156,3 +177,14 @@ def add_commands(commands, add_options) -> None:
     apply.add_argument("--output", help="file to write an archive step's tar.gz to")
     add_options(apply)
     apply.set_defaults(handler=apply_command)
+
+    setup = commands.add_parser("setup", help="create the network containers use")
+    add_options(setup)
+    setup.set_defaults(handler=maintenance_command)
+
+    cleanup = commands.add_parser(
+        "cleanup",
+        help="remove every container, volume and image labelled cyanprint.dev=true",
+    )
+    add_options(cleanup)
+    cleanup.set_defaults(handler=maintenance_command)

@@ -25,6 +25,12 @@ class Settings:
     call_timeout: float = 300.0
     pull_timeout: float = 600.0
     registry_timeout: float = 10.0
+    proxy_timeout: float = 60.0
+    # Largest request or answer body a proxy passes through, in bytes.
+    proxy_max_bytes: int = 10 * 1024 * 1024
+    # Folder that local template folders of try sessions must lie inside;
+    # empty means the home folder of the user running the service.
+    try_root: str = ""
     # How many containers, pulls or processor calls run at once.
     parallelism: int = 4
     threads: int = 16

@@ -42,8 +42,11 @@ class StepFailed(ExecutorError):
         resource: str = "",
         kind: str = "",
         unreachable: bool = False,
+        details: dict | None = None,
     ) -> None:
         super().__init__(message)
+        # What the step had done before it failed, for callers that report it.
+        self.details = details or {}
         self.step = step
         self.resource = resource
         self.kind = kind

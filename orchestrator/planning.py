@@ -21,7 +21,17 @@ from .config import Settings
 from .errors import PlanInvalid
 from .validation import format_path, located_violations
 
-PLAN_KINDS = ("template-warm", "session-warm", "start", "build", "delete")
+PLAN_KINDS = (
+    "template-warm",
+    "session-warm",
+    "start",
+    "build",
+    "delete",
+    "try",
+    "proxy",
+    "setup",
+    "cleanup",
+)
 
 
 def to_yaml_scalar(value: Any) -> str:
@@ -167,6 +177,10 @@ def dependency_images(template: dict[str, Any]) -> list[str]:
     )
 
 
+def resolver_images(resolvers: list[dict[str, Any]]) -> list[str]:
+    return [names.image_ref(r["dockerReference"], r["dockerTag"]) for r in resolvers]
+
+
 def unique_by_id(items: list[dict[str, Any]]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for item in items:
@@ -199,6 +213,8 @@ class Planner:
                     properties["templateDockerTag"],
                 ),
             ]
+        resolvers = unique_by_id(template.get("resolvers") or [])
+        images = unique_images(images, resolver_images(resolvers))
         return render(
             "template-warm",
             {
@@ -206,6 +222,9 @@ class Planner:
                 "template": template,
                 "properties": properties,
                 "images": images,
+                "blob": images[0] if properties else None,
+                "template_image": images[1] if properties else None,
+                "resolvers": resolvers,
             },
         )
 
@@ -293,10 +312,59 @@ class Planner:
                 "merger_id": merger_id,
                 "processors": processors,
                 "plugins": plugins,
-                "resolvers": request["template"].get("resolvers") or [],
+                "resolvers": unique_by_id(request["template"].get("resolvers") or []),
                 "output": f"{names.AREA_MOUNT}/{self.new_id()}",
             },
         )
 
     def delete(self, session_id: str) -> str:
         return render("delete", {**self._common(), "session_id": session_id})
+
+    def try_session(self, request: dict[str, Any], path: str | None) -> str:
+        """Render a try session; `path` is the checked local folder, if any."""
+        template = request["template"]
+        source = request.get("source", "image")
+        blob = None
+        if source == "image":
+            image = request["imageRef"]
+            blob = names.image_ref(image["reference"], image["tag"])
+        resolvers = unique_by_id(template.get("resolvers") or [])
+        images = unique_images(
+            dependency_images(template),
+            resolver_images(resolvers),
+            [blob] if blob else [self.settings.merger_image],
+        )
+        return render(
+            "try",
+            {
+                **self._common(),
+                "session_id": request["sessionId"],
+                "template_id": request["localTemplateId"],
+                "source": source,
+                "blob": blob,
+                "path": path,
+                "images": images,
+                "resolvers": resolvers,
+            },
+        )
+
+    def proxy(
+        self, container: str, port: int, path: str, body: str, content_type: str
+    ) -> str:
+        return render(
+            "proxy",
+            {
+                **self._common(),
+                "container": container,
+                "port": port,
+                "path": path,
+                "body": body,
+                "content_type": content_type,
+            },
+        )
+
+    def setup(self) -> str:
+        return render("setup", self._common())
+
+    def cleanup(self) -> str:
+        return render("cleanup", self._common())

@@ -7,8 +7,10 @@ touching Docker, and the API applies the result with `apply`.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -46,7 +48,15 @@ class PlanFailed(Exception):
 
     @property
     def messages(self) -> list[str]:
-        return [str(failure) for failure in self.failures]
+        """One message per cause, each naming its step."""
+        messages = []
+        for failure in self.failures:
+            if len(failure.errors) > 1:
+                prefix = f"step '{failure.step}' failed: "
+                messages.extend(prefix + cause for cause in failure.errors)
+            else:
+                messages.append(str(failure))
+        return messages
 
 
 def template_of(body: dict[str, Any]) -> dict[str, Any]:
@@ -113,6 +123,41 @@ class Executor:
         check_session_id(session_id)
         return self._planned("delete", self.planner.delete(session_id))
 
+    def plan_try(self, body: Any) -> Planned:
+        check("try", body, "try request")
+        path = None
+        if body.get("source") == "path":
+            path = allowed_folder(body["path"], self.settings.try_root)
+        return self._planned("try", self.planner.try_session(body, path))
+
+    def plan_proxy(
+        self, kind: str, identifier: str, path: str, body: bytes, content_type: str
+    ) -> Planned:
+        """Plan one request passed through to a template or resolver container."""
+        if not names.is_safe(identifier):
+            raise RequestInvalid(
+                f"invalid {kind} id {identifier!r}: use 1 to 64 letters, digits, "
+                f"'_', '.' or '-', starting with a letter or digit"
+            )
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            raise RequestInvalid("the request body is not UTF-8 text") from None
+        container = (
+            names.template_container(identifier)
+            if kind == "template"
+            else names.resolver_container(identifier)
+        )
+        port = names.PORTS[kind]
+        planned = self.planner.proxy(container, port, path, text, content_type)
+        return self._planned("proxy", planned)
+
+    def plan_setup(self) -> Planned:
+        return self._planned("setup", self.planner.setup())
+
+    def plan_cleanup(self) -> Planned:
+        return self._planned("cleanup", self.planner.cleanup())
+
     def _resolve_all(
         self, kind: str, entries: list[dict], pinned: list[dict]
     ) -> list[str]:
@@ -162,6 +207,23 @@ def docker_client(settings: Settings) -> docker.DockerClient:
             f"DOCKER_HOST, then try again"
         ) from error
     return client
+
+
+def allowed_folder(path: str, root: str) -> str:
+    """Resolve symbolic links in `path` and check that it lies inside `root`."""
+    allowed = os.path.realpath(root or Path.home())
+    real = os.path.realpath(path)
+    if os.path.commonpath([allowed, real]) != allowed:
+        raise RequestInvalid(
+            f"path {path!r} resolves to {real}, which is outside the allowed root "
+            f"{allowed}; move the template inside it or start the executor with "
+            f"--try-root"
+        )
+    if not os.path.isdir(real):
+        raise RequestInvalid(
+            f"path {path!r} is not a folder; give the template's folder"
+        )
+    return real
 
 
 def check_session_id(session_id: str) -> None:

@@ -41,6 +41,25 @@ class RequestLog:
         )
 
 
+def previewed(
+    executor: Executor, req: falcon.Request, resp: falcon.Response, planned
+) -> bool:
+    """Answer with the plan (dry_run) or its changes (check), not applying it."""
+    if req.context.dry_run:
+        resp.content_type = "application/yaml"
+        resp.text = planned.text
+        return True
+    if req.context.check:
+        changes = executor.check(planned)
+        resp.media = {
+            "plan": planned.kind,
+            "changes": sum(1 for c in changes if c["action"] != "nothing"),
+            "steps": changes,
+        }
+        return True
+    return False
+
+
 def invalid(title: str, error: RequestInvalid | PlanInvalid) -> Problem:
     return Problem(400, title, error.message, error.errors)
 
@@ -57,20 +76,7 @@ class Resources:
             raise invalid(title, error) from None
 
     def _previewed(self, req: falcon.Request, resp: falcon.Response, planned) -> bool:
-        """Answer with the plan (dry_run) or its changes (check), not applying it."""
-        if req.context.dry_run:
-            resp.content_type = "application/yaml"
-            resp.text = planned.text
-            return True
-        if req.context.check:
-            changes = self.executor.check(planned)
-            resp.media = {
-                "plan": planned.kind,
-                "changes": sum(1 for c in changes if c["action"] != "nothing"),
-                "steps": changes,
-            }
-            return True
-        return False
+        return previewed(self.executor, req, resp, planned)
 
     def _apply(self, planned, status: int, title: str, detail: str):
         try:
@@ -157,6 +163,43 @@ class Resources:
         )
         resp.stream = archive_chunks(report)
 
+    # POST /executor/try
+    def on_post_try(self, req: falcon.Request, resp: falcon.Response) -> None:
+        title = "Failed to prepare try session"
+        body = read_json(req, title)
+        if isinstance(body, dict) and isinstance(body.get("sessionId"), str):
+            logs.session_id.set(body["sessionId"])
+        planned = self._plan(title, lambda: self.executor.plan_try(body))
+        if self._previewed(req, resp, planned):
+            return
+        try:
+            self.executor.apply(planned)
+        except PlanFailed as failure:
+            status = 503 if any(f.kind == "run" for f in failure.failures) else 400
+            detail = "Failed to prepare the blob volume, images and resolvers"
+            raise Problem(status, title, detail, failure.messages) from None
+        resp.media = {
+            "blobVolume": {"cyan_id": body["localTemplateId"], "session_id": ""}
+        }
+
+    # DELETE /cleanup
+    def on_delete_cleanup(self, req: falcon.Request, resp: falcon.Response) -> None:
+        planned = self._plan("Failed to clean up", self.executor.plan_cleanup)
+        if self._previewed(req, resp, planned):
+            return
+        try:
+            report = self.executor.apply(planned)
+            removed = report.output("remove-everything")
+            resp.status = 200
+        except PlanFailed as failure:
+            removed = next((f.details for f in failure.failures if f.details), None)
+            if removed is None:
+                raise Problem(
+                    503, "Failed to clean up", str(failure), failure.messages
+                ) from None
+            resp.status = 207
+        resp.media = cleanup_body(removed)
+
     # DELETE /executor/{session_id}
     def on_delete_session(self, req, resp, session_id: str) -> None:
         title = "Failed to clean"
@@ -165,6 +208,78 @@ class Resources:
             return
         self._apply(planned, 400, title, f"Failed to clean session {session_id}")
         resp.media = {"status": "OK"}
+
+
+def cleanup_body(removed: dict) -> dict:
+    """Return the clean-up answer: what was removed, and any errors."""
+    body = {
+        "status": "OK" if not removed["errors"] else "PARTIAL",
+        "containers_removed": removed["containers"],
+        "images_removed": removed["images"],
+        "volumes_removed": removed["volumes"],
+        "containers_count": len(removed["containers"]),
+        "images_count": len(removed["images"]),
+        "volumes_count": len(removed["volumes"]),
+    }
+    if removed["errors"]:
+        body["errors"] = removed["errors"]
+    return body
+
+
+class ProxyResources:
+    """Requests passed through to template and resolver containers, untouched."""
+
+    def __init__(self, executor: Executor) -> None:
+        self.executor = executor
+
+    def _forward(self, req, resp, kind: str, identifier: str, path: str) -> None:
+        title = f"Failed to proxy to the {kind} container"
+        limit = self.executor.settings.proxy_max_bytes
+        body = req.bounded_stream.read(limit + 1)
+        if len(body) > limit:
+            raise Problem(
+                413,
+                "Request body too large",
+                f"the body is larger than {limit} bytes; the executor's "
+                f"--proxy-max-bytes sets the limit",
+            )
+        content_type = req.content_type or "application/json"
+        try:
+            planned = self.executor.plan_proxy(
+                kind, identifier, path, body, content_type
+            )
+        except (RequestInvalid, PlanInvalid) as error:
+            raise invalid(title, error) from None
+        if previewed(self.executor, req, resp, planned):
+            return
+        try:
+            report = self.executor.apply(planned)
+        except PlanFailed as failure:
+            log.warning("%s %s: %s", kind, identifier, failure)
+            raise Problem(
+                502,
+                title,
+                f"the {kind} container {identifier} did not answer; warm the "
+                f"template first (POST /template/warm)",
+                failure.messages,
+            ) from None
+        answer = report.output("forward")
+        resp.status = answer["status"]
+        resp.content_type = answer["content_type"]
+        resp.data = answer["body"]
+
+    # POST /proxy/template/{template_id}/api/template/{action}
+    def on_post_template(self, req, resp, template_id: str, action: str) -> None:
+        if action not in ("init", "validate"):
+            raise falcon.HTTPNotFound(
+                description=f"unknown template action {action!r}: use init or validate"
+            )
+        path = f"/api/template/{action}"
+        self._forward(req, resp, "template", template_id, path)
+
+    # POST /proxy/resolver/{resolver_id}/api/resolve
+    def on_post_resolver(self, req, resp, resolver_id: str) -> None:
+        self._forward(req, resp, "resolver", resolver_id, "/api/resolve")
 
 
 def create_app(executor: Executor) -> falcon.App:
@@ -176,4 +291,15 @@ def create_app(executor: Executor) -> falcon.App:
     app.add_route("/executor", resources, suffix="start")
     app.add_route("/executor/{session_id}", resources, suffix="session")
     app.add_route("/executor/{session_id}/warm", resources, suffix="session_warm")
+    app.add_route("/executor/try", resources, suffix="try")
+    app.add_route("/cleanup", resources, suffix="cleanup")
+    proxies = ProxyResources(executor)
+    app.add_route(
+        "/proxy/template/{template_id}/api/template/{action}",
+        proxies,
+        suffix="template",
+    )
+    app.add_route(
+        "/proxy/resolver/{resolver_id}/api/resolve", proxies, suffix="resolver"
+    )
     return app

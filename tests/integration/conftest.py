@@ -14,6 +14,7 @@ import requests
 import waitress
 import yaml
 
+from orchestrator import names
 from orchestrator.api.app import create_app
 from orchestrator.config import Settings
 from orchestrator.service import Executor
@@ -187,6 +188,7 @@ def session_leftovers(client: docker.DockerClient, session_id: str) -> list[str]
 class Cleanup:
     sessions: list[str] = field(default_factory=list)
     templates: list[str] = field(default_factory=list)
+    resolvers: list[str] = field(default_factory=list)
 
 
 @pytest.fixture
@@ -198,17 +200,18 @@ def cleanup(docker_client, server) -> Iterator[Cleanup]:
         server.delete(f"/executor/{session_id}")
     for template_id in pending.templates:
         remove_template(docker_client, template_id)
+    for resolver_id in pending.resolvers:
+        remove_container(docker_client, names.resolver_container(resolver_id))
+
+
+def remove_container(client: docker.DockerClient, name: str) -> None:
+    for container in client.containers.list(all=True, filters={"name": f"^{name}$"}):
+        container.remove(force=True)
 
 
 def remove_template(client: docker.DockerClient, template_id: str) -> None:
     """Remove a template's shared container and volume."""
-    from orchestrator import names
-
-    for name in [names.template_container(template_id)]:
-        for container in client.containers.list(
-            all=True, filters={"name": f"^{name}$"}
-        ):
-            container.remove(force=True)
+    remove_container(client, names.template_container(template_id))
     for volume in client.volumes.list(
         filters={"name": names.template_volume(template_id)}
     ):

@@ -70,6 +70,7 @@ FIXTURE_IMAGES = (
     FixtureImage("fault-never-ready", "fault", build_args={"MODE": "never-ready"}),
     FixtureImage("fault-exit", "fault", build_args={"MODE": "exit"}),
     FixtureImage("fault-bad-json", "fault", build_args={"MODE": "bad-json"}),
+    FixtureImage("fault-wrong-path", "fault", build_args={"MODE": "wrong-path"}),
 )
 FIXTURE_NAMES = tuple(fixture.name for fixture in FIXTURE_IMAGES)
 

@@ -49,18 +49,30 @@ def send(
     body: Any,
     timeout: float,
     stream: bool = False,
+    raw: tuple[str, str] | None = None,
 ) -> requests.Response:
-    """Send one request to the container in `args`; raise StepFailed unless 2xx."""
+    """Send one request to the container in `args`; raise StepFailed unless 2xx.
+
+    `raw` is (content type, text) of a body sent untouched instead of `body`,
+    and with it any status is returned rather than raised.
+    """
     container = args["container"]
     network = args.get("network", context.settings.network)
     url = container_url(context, container, network, args["port"]) + path
+    options: dict[str, Any] = {"json": body if method != "GET" else None}
+    if raw is not None:
+        content_type, text = raw
+        options = {
+            "data": text.encode("utf-8"),
+            "headers": {"Content-Type": content_type},
+        }
     try:
         response = http().request(
             method,
             url,
-            json=body if method != "GET" else None,
             timeout=(min(10.0, timeout), timeout),
             stream=stream,
+            **options,
         )
     except requests.Timeout as error:
         raise StepFailed(
@@ -73,13 +85,32 @@ def send(
             resource=container,
             unreachable=True,
         ) from error
-    if not 200 <= response.status_code < 300:
-        raise StepFailed(
-            f"container {container} answered {method} {path} with HTTP "
-            f"{response.status_code}: {excerpt(response.text) or '(empty body)'}",
-            resource=container,
-        )
+    if raw is None and not 200 <= response.status_code < 300:
+        prefix = f"container {container} answered {method} {path} with HTTP "
+        prefix += f"{response.status_code}: "
+        causes = problem_messages(response) or [
+            excerpt(response.text) or "(empty body)"
+        ]
+        error = StepFailed(prefix + causes[0], resource=container)
+        error.errors = [prefix + cause for cause in causes]
+        raise error
     return response
+
+
+def problem_messages(response: requests.Response) -> list[str]:
+    """Return the messages of a problem+json answer (the merger's errors), if any."""
+    if "json" not in response.headers.get("Content-Type", ""):
+        return []
+    try:
+        body = response.json()
+    except ValueError:
+        return []
+    if not isinstance(body, dict):
+        return []
+    data = body.get("data")
+    if isinstance(data, list) and data and all(isinstance(d, str) for d in data):
+        return data
+    return [body["detail"]] if isinstance(body.get("detail"), str) else []
 
 
 def json_answer(response: requests.Response, container: str, path: str) -> Any:
@@ -110,6 +141,8 @@ class Call(Step):
         method = self.args.get("method", "POST")
         path = self.args["path"]
         timeout = self.args.get("timeout", context.settings.call_timeout)
+        if "raw_body" in self.args:
+            return self._pass_through(context, method, path, timeout)
         response = send(
             context, self.args, method, path, self.args.get("body"), timeout
         )
@@ -119,6 +152,33 @@ class Call(Step):
             f"{method} {path} on {self.resource()}: HTTP {response.status_code}",
             answer,
         )
+
+    def _pass_through(
+        self, context: Context, method: str, path: str, timeout: float
+    ) -> Outcome:
+        """Send `raw_body` untouched; the answer's status and body are the output."""
+        content_type = self.args.get("content_type", "application/json")
+        limit = self.args.get("max_bytes", context.settings.proxy_max_bytes)
+        raw = (content_type, self.args["raw_body"])
+        response = send(context, self.args, method, path, None, timeout, True, raw)
+        with response:
+            body = bytearray()
+            for chunk in response.iter_content(64 * 1024):
+                body += chunk
+                if len(body) > limit:
+                    raise StepFailed(
+                        f"container {self.resource()} answered {path} with more than "
+                        f"{limit} bytes; raise --proxy-max-bytes to allow it",
+                        resource=self.resource(),
+                        unreachable=True,
+                    )
+        output = {
+            "status": response.status_code,
+            "content_type": response.headers.get("Content-Type", "application/json"),
+            "body": bytes(body),
+        }
+        message = f"{method} {path} on {self.resource()}: HTTP {response.status_code}"
+        return Outcome(False, message, output)
 
     def check(self, context: Context) -> Change:
         return Change("call", f"would {self.describe()} (not sent in check mode)")

@@ -1,4 +1,4 @@
-"""`teardown`: remove containers and volumes chosen by name or by labels."""
+"""`teardown`: remove containers, volumes and images chosen by name or by labels."""
 
 from __future__ import annotations
 
@@ -13,6 +13,9 @@ from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
 
+# Removal order: containers first, since they hold volumes and images.
+KINDS = ("container", "volume", "image")
+
 
 class Teardown(Step):
     kind = "teardown"
@@ -24,84 +27,109 @@ class Teardown(Step):
     def describe(self) -> str:
         parts = []
         if self.args.get("selector"):
-            what = (
-                "containers and volumes"
-                if self.args.get("remove_volumes")
-                else "containers"
-            )
-            parts.append(f"remove {what} labelled {self.resource()}")
+            what = ["containers"]
+            if self.args.get("remove_volumes"):
+                what.append("volumes")
+            if self.args.get("remove_images"):
+                what.append("images")
+            parts.append(f"remove {', '.join(what)} labelled {self.resource()}")
         if self.args.get("containers"):
             parts.append("remove containers " + ", ".join(self.args["containers"]))
         if self.args.get("volumes"):
             parts.append("remove volumes " + ", ".join(self.args["volumes"]))
         return "; ".join(parts)
 
+    def _collection(self, context: Context, kind: str):
+        client = context.client
+        return {"container": client.containers, "volume": client.volumes}.get(kind)
+
+    def _targets(self, context: Context) -> dict[str, list[str]]:
+        """List the names (image ids for images) the step would remove, by kind."""
+        client = context.client
+        selector = self.args.get("selector") or {}
+        filters = {"label": [f"{key}={value}" for key, value in selector.items()]}
+        targets = {
+            "container": set(self.args.get("containers", [])),
+            "volume": set(self.args.get("volumes", [])),
+            "image": set(),
+        }
+        if selector:
+            with translated("list resources labelled", self.resource()):
+                for container in client.containers.list(all=True, filters=filters):
+                    targets["container"].add(container.name)
+                if self.args.get("remove_volumes"):
+                    for volume in client.volumes.list(filters=filters):
+                        targets["volume"].add(volume.name)
+                if self.args.get("remove_images"):
+                    for image in client.images.list(filters=filters):
+                        targets["image"].add(image.tags[0] if image.tags else image.id)
+        return {kind: sorted(names) for kind, names in targets.items()}
+
     def check(self, context: Context) -> Change:
-        containers, volumes = self._targets(context)
-        found = [c for c in containers if self._exists(context, "container", c)]
-        found += [v for v in volumes if self._exists(context, "volume", v)]
+        targets = self._targets(context)
+        found = [
+            name
+            for kind in KINDS
+            for name in targets[kind]
+            if self._exists(context, kind, name)
+        ]
         if not found:
             return Change("nothing", "nothing to remove")
         return Change("remove", "would remove " + ", ".join(found))
 
     def _exists(self, context: Context, kind: str, name: str) -> bool:
-        collection = (
-            context.client.containers if kind == "container" else context.client.volumes
-        )
         with translated(f"inspect {kind}", name):
             try:
-                collection.get(name)
+                if kind == "image":
+                    context.client.images.get(name)
+                else:
+                    self._collection(context, kind).get(name)
                 return True
             except docker.errors.NotFound:
                 return False
 
-    def _targets(self, context: Context) -> tuple[list[str], list[str]]:
-        """List the container and volume names the step would remove."""
-        client = context.client
-        filters = [
-            f"{key}={value}" for key, value in (self.args.get("selector") or {}).items()
-        ]
-        containers = set(self.args.get("containers", []))
-        volumes = set(self.args.get("volumes", []))
-        with translated("list resources labelled", self.resource() or "by name"):
-            if filters:
-                for found in client.containers.list(
-                    all=True, filters={"label": filters}
-                ):
-                    containers.add(found.name)
-                if self.args.get("remove_volumes"):
-                    for volume in client.volumes.list(filters={"label": filters}):
-                        volumes.add(volume.name)
-        return sorted(containers), sorted(volumes)
-
     def apply(self, context: Context) -> Outcome:
-        containers, volumes = self._targets(context)
+        targets = self._targets(context)
         errors: list[str] = []
-        removed_containers = self._remove(context, "container", containers, errors)
-        removed_volumes = self._remove(context, "volume", volumes, errors)
+        removed = {
+            kind: self._remove(context, kind, targets[kind], errors) for kind in KINDS
+        }
+        output = {
+            "containers": removed["container"],
+            "volumes": removed["volume"],
+            "images": removed["image"],
+            "errors": errors,
+        }
         if errors:
-            raise StepFailed("; ".join(errors), resource=self.resource())
-        removed = removed_containers + removed_volumes
-        output = {"containers": removed_containers, "volumes": removed_volumes}
-        if not removed:
+            raise StepFailed(
+                "; ".join(errors), resource=self.resource(), details=output
+            )
+        names = [name for kind in KINDS for name in removed[kind]]
+        if not names:
             return Outcome(False, "nothing to remove", output)
-        return Outcome(True, "removed " + ", ".join(removed), output)
+        return Outcome(True, "removed " + ", ".join(names), output)
 
     def _remove(
         self, context: Context, kind: str, names: list[str], errors: list[str]
     ) -> list[str]:
-        collection = (
-            context.client.containers if kind == "container" else context.client.volumes
-        )
         removed = []
         for name in names:
             try:
-                collection.get(name).remove(force=True)
+                if kind == "image":
+                    context.client.images.remove(name)
+                else:
+                    self._collection(context, kind).get(name).remove(force=True)
             except docker.errors.NotFound:
                 continue
             except docker.errors.APIError as error:
                 errors.append(f"removing {kind} {name} failed: {explain(error)}")
-                log.error("removing %s %s failed: %s", kind, name, explain(error))
+                log.error(
+                    "removing %s %s failed: %s",
+                    kind,
+                    name,
+                    explain(error),
+                    extra={kind: name},
+                )
                 continue
             log.info("removed %s %s", kind, name, extra={kind: name})
             removed.append(name)

@@ -11,12 +11,14 @@ import requests
 from ...errors import StepFailed
 from ...names import LABEL_DEV, LABEL_KIND
 from ..context import Context
-from ..dockerapi import explain, log_tail, translated
+from ..dockerapi import explain, find_container, log_tail, translated
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
 
 DEFAULT_FILL_TIMEOUT = 300.0
+# Where a fill's host folder (`fill.source`) is mounted, read-only.
+SOURCE_MOUNT = "/source"
 
 
 class Volume(Step):
@@ -53,17 +55,25 @@ class Volume(Step):
     def _fill(self, context: Context, volume: str, fill: dict) -> None:
         """Run the fill image once; on any failure remove the half-filled volume."""
         client = context.client
-        helper = f"{volume}-fill-{uuid.uuid4().hex[:8]}"
-        labels = {LABEL_DEV: "true", LABEL_KIND: "fill"}
+        helper = fill.get("container") or f"{volume}-fill-{uuid.uuid4().hex[:8]}"
+        labels = {LABEL_DEV: "true", LABEL_KIND: "fill", **fill.get("labels", {})}
+        mounts = {volume: {"bind": fill["target"], "mode": "rw"}}
+        if fill.get("source"):
+            mounts[fill["source"]] = {"bind": SOURCE_MOUNT, "mode": "ro"}
         container = None
         try:
             with translated("run fill container for volume", volume):
+                # A helper left by a crashed earlier fill would block the name.
+                stale = find_container(client, helper)
+                if stale is not None:
+                    stale.remove(force=True)
                 container = client.containers.run(
                     fill["image"],
+                    command=fill.get("command"),
                     name=helper,
                     detach=True,
                     labels=labels,
-                    volumes={volume: {"bind": fill["target"], "mode": "rw"}},
+                    volumes=mounts,
                     network_disabled=True,
                 )
                 timeout = fill.get("timeout", DEFAULT_FILL_TIMEOUT)
