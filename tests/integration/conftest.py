@@ -159,6 +159,7 @@ def server(
         ready_timeout=30.0,
         call_timeout=60.0,
         parallelism=4,
+        try_root=str(tmp_path_factory.getbasetemp()),
     )
     executor = Executor(settings, docker_client)
     wsgi = waitress.create_server(
@@ -217,3 +218,10 @@ def remove_template(client: docker.DockerClient, template_id: str) -> None:
     ):
         if volume.name == names.template_volume(template_id):
             volume.remove(force=True)
+
+
+def pytest_collection_modifyitems(items):
+    """Run the tests that remove every labelled resource after all others."""
+    items.sort(
+        key=lambda item: item.get_closest_marker("removes_everything") is not None
+    )
