@@ -26,7 +26,7 @@ class Settings:
     pull_timeout: float = 600.0
     registry_timeout: float = 10.0
     proxy_timeout: float = 60.0
-    # Largest request or answer body a proxy passes through, in bytes.
+    # Largest request or response body a proxy passes through, in bytes.
     proxy_max_bytes: int = 10 * 1024 * 1024
     # Folder that local template folders of try sessions must lie inside;
     # empty means the home folder of the user running the service.

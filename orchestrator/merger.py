@@ -36,14 +36,14 @@ def resolve_over_http(resolver: ResolverSpec, body: dict[str, Any]) -> dict[str,
         ) from error
     if response.status_code != 200:
         raise ExecutorError(
-            f"resolver {resolver.id} answered HTTP {response.status_code}: "
+            f"resolver {resolver.id} responded with HTTP {response.status_code}: "
             f"{response.text[:500]}"
         )
     try:
         return response.json()
     except ValueError as error:
         raise ExecutorError(
-            f"resolver {resolver.id} answered a body that is not JSON"
+            f"resolver {resolver.id} responded with a body that is not JSON"
         ) from error
 
 

@@ -237,12 +237,14 @@ class Merger:
         )
         if answer.get("path") != path:
             raise ExecutorError(
-                f"resolver {resolver.id} answered for path {answer.get('path')!r} "
+                f"resolver {resolver.id} responded with path {answer.get('path')!r} "
                 f"instead of {path!r}"
             )
         content = answer.get("content")
         if not isinstance(content, str):
-            raise ExecutorError(f"resolver {resolver.id} answered without text content")
+            raise ExecutorError(
+                f"resolver {resolver.id} responded without text content"
+            )
         target = output / path
         mode = stat.S_IMODE(target.stat().st_mode)
         target.write_text(content, encoding="utf-8")

@@ -59,7 +59,7 @@ class Version:
 
 
 class Source(Protocol):
-    """Where versions are looked up: `version` is None for the latest."""
+    """A source of published versions; `version` None asks for the latest."""
 
     def lookup(
         self, kind: str, reference: Reference, version: int | None
@@ -107,7 +107,7 @@ class RemoteRegistry:
             return None
         if response.status_code != 200:
             raise RegistryUnavailable(
-                f"registry {self.url} answered GET {url} with HTTP "
+                f"registry {self.url} responded to GET {url} with HTTP "
                 f"{response.status_code}"
             )
         try:
@@ -115,13 +115,13 @@ class RemoteRegistry:
             return Version(str(principal["id"]), int(principal["version"]))
         except (ValueError, KeyError, TypeError) as error:
             raise RegistryUnavailable(
-                f"registry {self.url} answered GET {url} without principal.id and "
+                f"registry {self.url} responded to GET {url} without principal.id and "
                 f"principal.version"
             ) from error
 
 
 class RegistryUnavailable(RequestInvalid):
-    """The registry could not be reached or answered something unusable."""
+    """The registry could not be reached, or its response lacked the needed fields."""
 
 
 class Catalog:

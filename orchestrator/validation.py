@@ -72,7 +72,7 @@ def json_path(error: ValidationError) -> str:
 
 
 def _leaf_errors(error: ValidationError) -> list[ValidationError]:
-    # For oneOf/anyOf the top error only says "is not valid under any of the
+    # For oneOf/anyOf the top error only reads "is not valid under any of the
     # given schemas"; the alternative that matched best explains far more.
     if error.context:
         best = min(error.context, key=lambda e: len(list(e.relative_schema_path)))

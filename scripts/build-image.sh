@@ -79,6 +79,10 @@ WHEELS="build/wheels"
 PROJECT_WHEELS="$WHEELS/project"
 BUILD_DEPS="build/build-deps"
 mkdir -p "$WHEELS" "$PROJECT_WHEELS" "$BUILD_DEPS"
+# Two builds at once (a test run and a benchmark, say) would delete each
+# other's wheels in build/, so each waits for the one before to finish.
+exec 9>build/.build-image.lock
+flock 9
 # Every wheel location is given on the command line, so a find-links set in
 # the environment must not add others.
 pip_quiet() { env -u PIP_FIND_LINKS "$PYTHON" -m pip --disable-pip-version-check "$@"; }

@@ -44,7 +44,7 @@ class RequestLog:
 def previewed(
     executor: Executor, req: falcon.Request, resp: falcon.Response, planned
 ) -> bool:
-    """Answer with the plan (dry_run) or its changes (check), not applying it."""
+    """Respond with the plan (dry_run) or its changes (check), not applying it."""
     if req.context.dry_run:
         resp.content_type = "application/yaml"
         resp.text = planned.text
@@ -211,7 +211,7 @@ class Resources:
 
 
 def cleanup_body(removed: dict) -> dict:
-    """Return the clean-up answer: what was removed, and any errors."""
+    """Return the clean-up response body: what was removed, and any errors."""
     body = {
         "status": "OK" if not removed["errors"] else "PARTIAL",
         "containers_removed": removed["containers"],

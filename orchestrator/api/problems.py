@@ -14,7 +14,7 @@ PROBLEM_TYPE = "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/{status
 
 
 class Problem(Exception):
-    """An error answer: title, status, detail and one message per failure in `data`."""
+    """An error response: title, status, detail, and one message per failure."""
 
     def __init__(
         self, status: int, title: str, detail: str, data: list[str] | None = None

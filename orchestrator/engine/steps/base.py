@@ -10,7 +10,7 @@ from ..context import Context
 
 @dataclass
 class Outcome:
-    """What applying a step did: `changed` is true when Docker state changed."""
+    """Result of applying a step; `changed` is true when Docker state changed."""
 
     changed: bool
     message: str
@@ -19,7 +19,7 @@ class Outcome:
 
 @dataclass
 class Change:
-    """What applying a step would do, found by reading the live engine.
+    """Change a step would make, found by reading the live engine.
 
     `action` is one of: create, pull, start, remove, call, nothing.
     """

@@ -1,4 +1,4 @@
-"""`call`: send an HTTP request to a container; its JSON answer is the output."""
+"""`call`: send an HTTP request to a container; its JSON response is the output."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from ..context import Context, http
 from ..dockerapi import container_address, find_container, translated
 from .base import Change, Outcome, Step
 
-# How much of an unexpected answer body an error message quotes.
+# How much of an unexpected response body an error message quotes.
 EXCERPT = 500
 
 
@@ -86,7 +86,7 @@ def send(
             unreachable=True,
         ) from error
     if raw is None and not 200 <= response.status_code < 300:
-        prefix = f"container {container} answered {method} {path} with HTTP "
+        prefix = f"container {container} responded to {method} {path} with HTTP "
         prefix += f"{response.status_code}: "
         causes = problem_messages(response) or [
             excerpt(response.text) or "(empty body)"
@@ -98,7 +98,7 @@ def send(
 
 
 def problem_messages(response: requests.Response) -> list[str]:
-    """Return the messages of a problem+json answer (the merger's errors), if any."""
+    """Return the messages of a problem+json response (the merger's errors), if any."""
     if "json" not in response.headers.get("Content-Type", ""):
         return []
     try:
@@ -118,7 +118,7 @@ def json_answer(response: requests.Response, container: str, path: str) -> Any:
         return response.json()
     except (json.JSONDecodeError, requests.JSONDecodeError) as error:
         raise StepFailed(
-            f"container {container} answered {path} with a body that is not JSON: "
+            f"container {container} responded to {path} with a body that is not JSON: "
             f"{excerpt(response.text) or '(empty body)'}",
             resource=container,
         ) from error
@@ -167,8 +167,8 @@ class Call(Step):
                 body += chunk
                 if len(body) > limit:
                     raise StepFailed(
-                        f"container {self.resource()} answered {path} with more than "
-                        f"{limit} bytes; raise --proxy-max-bytes to allow it",
+                        f"container {self.resource()} responded to {path} with more "
+                        f"than {limit} bytes; raise --proxy-max-bytes to allow it",
                         resource=self.resource(),
                         unreachable=True,
                     )

@@ -17,7 +17,7 @@ from .base import Change, Outcome, Step
 log = logging.getLogger(__name__)
 
 DEFAULT_FILL_TIMEOUT = 300.0
-# Where a fill's host folder (`fill.source`) is mounted, read-only.
+# Mount point of a fill's host folder (`fill.source`), read-only.
 SOURCE_MOUNT = "/source"
 
 
