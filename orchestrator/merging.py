@@ -10,10 +10,14 @@ A conflict in which any version is not UTF-8 text, or is a symbolic link, is
 never sent to a resolver, because resolvers exchange file contents as JSON
 text and would corrupt it: the last layer's version is kept byte for byte and
 the merge reports a warning naming the path.
+
+Files that only one layer wrote are moved, not copied, so a merge consumes
+its layers: they are scratch folders of a single build.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 import stat
@@ -99,13 +103,24 @@ def _is_text(path: Path) -> bool:
     return True
 
 
-def _place(source: Path, target: Path) -> None:
-    """Copy one file or link over whatever the target path holds."""
+def _place(source: Path, target: Path, move: bool) -> None:
+    """Put one file or link over whatever the target path holds.
+
+    With `move`, the file is renamed into place, which is far cheaper than a
+    copy when both folders are on one volume; across file systems it is copied.
+    """
     if target.is_symlink() or target.is_file():
         target.unlink()
     elif target.is_dir():
         shutil.rmtree(target)
     target.parent.mkdir(parents=True, exist_ok=True)
+    if move:
+        try:
+            os.rename(source, target)
+            return
+        except OSError as error:
+            if error.errno != errno.EXDEV:
+                raise
     if source.is_symlink():
         target.symlink_to(os.readlink(source))
     else:
@@ -145,7 +160,10 @@ class Merger:
             for folder in folders:
                 _make_folder(layer.directory / folder, output / folder)
             for path in files:
-                _place(layer.directory / path, output / path)
+                # A file only one layer wrote is moved; conflicting versions are
+                # copied, because resolvers read every version afterwards.
+                single = len(writers[path]) == 1
+                _place(layer.directory / path, output / path, move=single)
         result = MergeResult(output, files=sum(1 for _ in _files_below(output)))
         self._resolve_all(layers, output, conflicts, decisions, result)
         return result

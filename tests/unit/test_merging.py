@@ -183,3 +183,14 @@ def test_existing_output_replaced(tmp_path):
     Merger(no_resolver).merge(given, tmp_path / "out", [])
     assert not (tmp_path / "out/stale.txt").exists()
     assert (tmp_path / "out/new.txt").exists()
+
+
+def test_single_writer_files_moved(tmp_path):
+    given = layers(tmp_path, {"only.txt": "o", "both.txt": "1"}, {"both.txt": "2"})
+    inode = (given[0].directory / "only.txt").stat().st_ino
+    Merger(no_resolver).merge(given, tmp_path / "out", [])
+    assert (tmp_path / "out/only.txt").stat().st_ino == inode
+    assert not (given[0].directory / "only.txt").exists()
+    # Conflicting versions are copied, so resolvers can still read each one.
+    assert (given[0].directory / "both.txt").read_text() == "1"
+    assert (given[1].directory / "both.txt").read_text() == "2"

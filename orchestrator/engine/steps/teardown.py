@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from concurrent.futures import ThreadPoolExecutor
 
 import docker.errors
 
@@ -112,25 +113,39 @@ class Teardown(Step):
     def _remove(
         self, context: Context, kind: str, names: list[str], errors: list[str]
     ) -> list[str]:
+        """Remove resources of one kind in parallel; return the removed names."""
+        if not names:
+            return []
+        workers = max(1, min(context.settings.parallelism, len(names)))
+        with ThreadPoolExecutor(workers, thread_name_prefix="teardown") as pool:
+            outcomes = list(
+                pool.map(lambda n: self._remove_one(context, kind, n), names)
+            )
         removed = []
-        for name in names:
-            try:
-                if kind == "image":
-                    context.client.images.remove(name)
-                else:
-                    self._collection(context, kind).get(name).remove(force=True)
-            except docker.errors.NotFound:
-                continue
-            except docker.errors.APIError as error:
-                errors.append(f"removing {kind} {name} failed: {explain(error)}")
-                log.error(
-                    "removing %s %s failed: %s",
-                    kind,
-                    name,
-                    explain(error),
-                    extra={kind: name},
-                )
-                continue
-            log.info("removed %s %s", kind, name, extra={kind: name})
-            removed.append(name)
+        for name, error in zip(names, outcomes, strict=True):
+            if error is None:
+                removed.append(name)
+            elif error:
+                errors.append(error)
         return removed
+
+    def _remove_one(self, context: Context, kind: str, name: str) -> str | None:
+        """Remove one resource; return None when removed, '' when gone, or an error."""
+        try:
+            if kind == "image":
+                context.client.images.remove(name)
+            else:
+                self._collection(context, kind).get(name).remove(force=True)
+        except docker.errors.NotFound:
+            return ""
+        except docker.errors.APIError as error:
+            log.error(
+                "removing %s %s failed: %s",
+                kind,
+                name,
+                explain(error),
+                extra={kind: name},
+            )
+            return f"removing {kind} {name} failed: {explain(error)}"
+        log.info("removed %s %s", kind, name, extra={kind: name})
+        return None
