@@ -206,6 +206,9 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.command in ("plan", "validate", "apply", "setup", "cleanup"):
         settings = settings_from(arguments)
         logs.configure(settings.log_level, "text")
+        # These commands print every step's result themselves, so the engine's
+        # own line per step would only repeat it; progress and errors remain.
+        logging.getLogger("orchestrator.engine.engine").setLevel(logging.WARNING)
         try:
             return arguments.handler(arguments, settings)
         except ExecutorError as error:

@@ -252,6 +252,7 @@ class ProxyResources:
             raise invalid(title, error) from None
         if previewed(self.executor, req, resp, planned):
             return
+
         try:
             report = self.executor.apply(planned)
         except PlanFailed as failure:
@@ -263,6 +264,7 @@ class ProxyResources:
                 f"template first (POST /template/warm)",
                 failure.messages,
             ) from None
+
         answer = report.output("forward")
         resp.status = answer["status"]
         resp.content_type = answer["content_type"]

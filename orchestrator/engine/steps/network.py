@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import docker.errors
 
 from ..context import Context
 from ..dockerapi import translated
 from .base import Change, Outcome, Step
+
+log = logging.getLogger(__name__)
 
 
 class Network(Step):
@@ -33,6 +37,7 @@ class Network(Step):
                 if error.status_code == 409 and client.networks.list(names=[name]):
                     return Outcome(False, f"network {name} already exists")
                 raise
+        log.info("created network %s", name, extra={"step": self.name, "network": name})
         return Outcome(True, f"created network {name}")
 
     def check(self, context: Context) -> Change:

@@ -140,17 +140,18 @@ class Run(Step):
         return container
 
     def _wait_ready(self, context: Context, container: Container) -> float:
-        """Poll GET / until it answers 200; return how long that took in seconds."""
+        """Poll GET / until it returns 200; return how long that took in seconds."""
         timeout = self.args.get("ready_timeout", context.settings.ready_timeout)
         started = time.monotonic()
         deadline = started + timeout
         with translated("inspect container", container.name):
             container.reload()
         self._fail_if_stopped(container)
+
         address = container_address(container, self.args["network"])
         url = f"http://{address}:{self.args['port']}/"
         interval = 0.01
-        last_answer = "no answer"
+        last_answer = "no response"
         last_state_check = started
         while True:
             remaining = deadline - time.monotonic()
@@ -161,6 +162,7 @@ class Run(Step):
                 last_answer = f"HTTP {response.status_code}"
             except requests.RequestException as error:
                 last_answer = type(error).__name__
+
             now = time.monotonic()
             if now - last_state_check >= STATE_CHECK_INTERVAL:
                 last_state_check = now
@@ -169,11 +171,12 @@ class Run(Step):
                 self._fail_if_stopped(container)
             if now >= deadline:
                 raise StepFailed(
-                    f"container {container.name} did not answer GET / with 200 "
-                    f"on port {self.args['port']} within {timeout:g}s (last answer: "
+                    f"container {container.name} did not respond to GET / with 200 "
+                    f"on port {self.args['port']} within {timeout:g}s (last response: "
                     f"{last_answer}); last log lines:\n{log_tail(container)}",
                     resource=container.name,
                 )
+
             time.sleep(interval)
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
 

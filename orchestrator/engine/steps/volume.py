@@ -44,6 +44,9 @@ class Volume(Step):
                     pass
             with translated("create volume", name):
                 client.volumes.create(name, labels=self.args.get("labels") or {})
+            log.info(
+                "created volume %s", name, extra={"step": self.name, "volume": name}
+            )
             fill = self.args.get("fill")
             if fill:
                 self._fill(context, name, fill)
