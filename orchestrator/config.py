@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from typing import Any
 
 from . import __version__
 
@@ -49,7 +50,7 @@ def environment_defaults(environ: dict[str, str] | None = None) -> dict[str, obj
         raw = environ.get(ENVIRONMENT_PREFIX + item.name.upper())
         if raw is None:
             continue
-        kind = type(item.default)
+        kind: Any = type(item.default)
         try:
             values[item.name] = kind(raw)
         except ValueError:

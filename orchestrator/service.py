@@ -49,7 +49,7 @@ class PlanFailed(Exception):
     @property
     def messages(self) -> list[str]:
         """One message per cause, each naming its step."""
-        messages = []
+        messages: list[str] = []
         for failure in self.failures:
             if len(failure.errors) > 1:
                 prefix = f"step '{failure.step}' failed: "

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 from http import HTTPStatus
+from typing import Any
 
 import falcon
 
@@ -80,7 +81,7 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(Problem, handle_problem)
 
 
-def read_json(req: falcon.Request, title: str) -> object:
+def read_json(req: falcon.Request, title: str) -> Any:
     """Parse the request body as JSON, or raise a 400 problem quoting the error."""
     raw = req.bounded_stream.read()
     if not raw:

@@ -91,9 +91,9 @@ def send(
         causes = problem_messages(response) or [
             excerpt(response.text) or "(empty body)"
         ]
-        error = StepFailed(prefix + causes[0], resource=container)
-        error.errors = [prefix + cause for cause in causes]
-        raise error
+        failure = StepFailed(prefix + causes[0], resource=container)
+        failure.errors = [prefix + cause for cause in causes]
+        raise failure
     return response
 
 
