@@ -238,7 +238,15 @@ def archive_chunks(report: Report) -> Iterator[bytes]:
     """Yield the archive a build streamed, closing the merger's response at the end."""
     output = report.output("archive")
     response = output["response"]
+    size = 0
     try:
-        yield from output["stream"]
+        for chunk in output["stream"]:
+            size += len(chunk)
+            yield chunk
+    except Exception as error:
+        # The status line is already sent, so the client only sees the stream end.
+        log.error("streaming the archive failed after %d bytes: %s", size, error)
+        raise
     finally:
         response.close()
+    log.info("streamed the archive: %d bytes", size)

@@ -60,6 +60,11 @@ def previewed(
     return False
 
 
+def start_status(failure: PlanFailed) -> int:
+    """Return 503 when a container could not be started, else 400."""
+    return 503 if any(f.kind == "run" for f in failure.failures) else 400
+
+
 def invalid(title: str, error: RequestInvalid | PlanInvalid) -> Problem:
     return Problem(400, title, error.message, error.errors)
 
@@ -95,9 +100,15 @@ class Resources:
         planned = self._plan(title, lambda: self.executor.plan_template_warm(body))
         if self._previewed(req, resp, planned):
             return
-        self._apply(
-            planned, 503, title, "Failed to warm the template volume and container"
-        )
+        try:
+            self.executor.apply(planned)
+        except PlanFailed as failure:
+            raise Problem(
+                start_status(failure),
+                title,
+                "Failed to warm the template volume, template and resolver containers",
+                failure.messages,
+            ) from None
         resp.media = {"status": "OK"}
 
     # POST /executor/{session_id}/warm
@@ -175,9 +186,10 @@ class Resources:
         try:
             self.executor.apply(planned)
         except PlanFailed as failure:
-            status = 503 if any(f.kind == "run" for f in failure.failures) else 400
             detail = "Failed to prepare the blob volume, images and resolvers"
-            raise Problem(status, title, detail, failure.messages) from None
+            raise Problem(
+                start_status(failure), title, detail, failure.messages
+            ) from None
         resp.media = {
             "blobVolume": {"cyan_id": body["localTemplateId"], "session_id": ""}
         }

@@ -278,3 +278,23 @@ def test_unknown_route(server):
 
 def test_delete_unknown_session_is_ok(server):
     assert server.delete(f"/executor/{new_session()}").json() == {"status": "OK"}
+
+
+def test_template_warm_missing_image_is_400(server, cleanup, fixture_images, registry):
+    images = dict(fixture_images)
+    images["blob"] = (f"{registry.host}/cyan-test/no-such-blob", "2.0")
+    template = make_template(images, {}, {})
+    cleanup.templates.append(template.id)
+    response = server.post("/template/warm", template.body)
+    body = assert_problem(response, 400, "no-such-blob:2.0", "check dockerReference")
+    assert body["title"] == "Failed to warm template"
+
+
+def test_template_never_ready_is_503(quick_server, cleanup, fixture_images):
+    images = dict(fixture_images)
+    images["template"] = fixture_images["fault-never-ready"]
+    template = make_template(images, {}, {})
+    cleanup.templates.append(template.id)
+    response = quick_server.post("/template/warm", template.body)
+    container = names.template_container(template.id)
+    assert_problem(response, 503, container, "within 4s")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import requests
@@ -160,11 +161,18 @@ class Call(Step):
         content_type = self.args.get("content_type", "application/json")
         limit = self.args.get("max_bytes", context.settings.proxy_max_bytes)
         raw = (content_type, self.args["raw_body"])
+        deadline = time.monotonic() + timeout
         response = send(context, self.args, method, path, None, timeout, True, raw)
         with response:
             body = bytearray()
             for chunk in response.iter_content(64 * 1024):
                 body += chunk
+                if time.monotonic() > deadline:
+                    raise StepFailed(
+                        f"{method} {path} on container {self.resource()} timed out "
+                        f"after {timeout:g}s while reading the response",
+                        resource=self.resource(),
+                    )
                 if len(body) > limit:
                     raise StepFailed(
                         f"container {self.resource()} responded to {path} with more "
