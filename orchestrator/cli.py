@@ -4,13 +4,19 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, logs
 from .commands import add_commands
-from .config import ENVIRONMENT_PREFIX, Settings, environment_defaults
+from .config import (
+    ENVIRONMENT_PREFIX,
+    Settings,
+    SettingsInvalid,
+    environment_defaults,
+)
 from .errors import ExecutorError
 
 log = logging.getLogger(__name__)
@@ -34,7 +40,10 @@ PLAN_OPTIONS = (
 def add_serve_options(
     parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None
 ) -> None:
-    defaults = replace(Settings(), **environment_defaults())  # type: ignore[arg-type]
+    try:
+        defaults = replace(Settings(), **environment_defaults())  # type: ignore[arg-type]
+    except SettingsInvalid as error:
+        raise SystemExit(f"error: {error}") from None
 
     def option(flag: str, field: str, help_text: str, kind=str) -> None:
         if only is not None and field not in only:
@@ -112,7 +121,10 @@ def settings_from(arguments: argparse.Namespace) -> Settings:
         for name in Settings.__dataclass_fields__
         if hasattr(arguments, name)
     }
-    return Settings(**values)
+    try:
+        return Settings(**values)
+    except SettingsInvalid as error:
+        raise SystemExit(f"error: {error}") from None
 
 
 def serve(arguments: argparse.Namespace) -> int:
@@ -130,7 +142,7 @@ def serve(arguments: argparse.Namespace) -> int:
         return 2
     app = create_app(executor)
     log.info(
-        "executor %s listening on %s:%d (network %s, merger image %s, registry %s)",
+        "executor %s starting on %s:%d (network %s, merger image %s, registry %s)",
         __version__,
         settings.host,
         settings.port,
@@ -138,7 +150,7 @@ def serve(arguments: argparse.Namespace) -> int:
         settings.merger_image,
         settings.registry or "embedded catalog",
     )
-    waitress.serve(
+    server = waitress.create_server(
         app,
         host=settings.host,
         port=settings.port,
@@ -146,7 +158,25 @@ def serve(arguments: argparse.Namespace) -> int:
         ident="cyanprint-executor",
         channel_timeout=int(max(120, settings.call_timeout)),
     )
+    stop_on_signals()
+    log.info("serving on %s:%s", settings.host, server.effective_port)
+    server.run()
+    log.info("executor stopped")
     return 0
+
+
+def stop_on_signals() -> None:
+    """Stop serving on SIGTERM or SIGINT, logging the signal.
+
+    waitress ends its loop and shuts its worker threads down on SystemExit.
+    """
+
+    def stop(number: int, frame) -> None:
+        log.info("received %s, stopping", signal.Signals(number).name)
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
 
 
 def merger(arguments: argparse.Namespace) -> int:

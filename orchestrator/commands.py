@@ -29,6 +29,10 @@ def read_text(path: str) -> str:
         return Path(path).read_text(encoding="utf-8")
     except OSError as error:
         raise PlanInvalid(f"cannot read {path}: {error.strerror}") from error
+    except UnicodeDecodeError as error:
+        raise PlanInvalid(
+            f"{path}: not UTF-8 text (byte {error.start}); save the plan as UTF-8"
+        ) from error
 
 
 def report_errors(error: ExecutorError, stream: TextIO) -> None:
@@ -127,7 +131,11 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
         changes = engine.check(plan)
         for change in changes:
             print(f"{change['action']:<8} {change['name']:<24} {change['detail']}")
-        count = sum(1 for change in changes if change["action"] != "nothing")
+        count = sum(
+            1
+            for change in changes
+            if change["action"] in ("create", "pull", "start", "remove")
+        )
         print(f"check: {count} of {len(changes)} steps would change something")
         return 0
     report = engine.apply(plan, listener=print_result)

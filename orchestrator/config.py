@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -38,6 +39,67 @@ class Settings:
     log_level: str = "INFO"
     log_format: str = field(default="json")
 
+    def __post_init__(self) -> None:
+        problems = self.problems()
+        if problems:
+            raise SettingsInvalid("; ".join(problems))
+
+    def problems(self) -> list[str]:
+        """List every setting that is out of range, naming the option to fix."""
+        found = []
+        if not 0 <= self.port <= 65535:
+            found.append(f"--port {self.port} is not a port; use 0 to 65535")
+        for name in ("parallelism", "threads", "proxy_max_bytes"):
+            if getattr(self, name) < 1:
+                found.append(
+                    f"--{option(name)} {getattr(self, name)} must be 1 or more"
+                )
+        for name in (
+            "ready_timeout",
+            "call_timeout",
+            "pull_timeout",
+            "registry_timeout",
+            "proxy_timeout",
+        ):
+            if getattr(self, name) <= 0:
+                found.append(f"--{option(name)} {getattr(self, name)} must be above 0")
+        if not DOCKER_NAME.fullmatch(self.network):
+            found.append(
+                f"--network {self.network!r} is not a Docker network name; use "
+                f"letters, digits, '_', '.' or '-', starting with a letter or digit"
+            )
+        if self.log_level.upper() not in LOG_LEVELS:
+            found.append(
+                f"--log-level {self.log_level!r} is unknown; use one of "
+                f"{', '.join(LOG_LEVELS)}"
+            )
+        if self.log_format not in LOG_FORMATS:
+            found.append(
+                f"--log-format {self.log_format!r} is unknown; use json or text"
+            )
+        if "://" in self.registry and not self.registry.startswith(
+            ("http://", "https://")
+        ):
+            found.append(
+                f"--registry {self.registry!r} is neither an http(s) URL nor a "
+                f"file path"
+            )
+        return found
+
+
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+DOCKER_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
+LOG_FORMATS = ("json", "text")
+
+
+class SettingsInvalid(ValueError):
+    """A setting out of range; the message names the option."""
+
+
+def option(name: str) -> str:
+    """Return the option name of a setting: proxy_max_bytes -> proxy-max-bytes."""
+    return name.replace("_", "-")
+
 
 ENVIRONMENT_PREFIX = "CYANPRINT_"
 
@@ -54,8 +116,9 @@ def environment_defaults(environ: dict[str, str] | None = None) -> dict[str, obj
         try:
             values[item.name] = kind(raw)
         except ValueError:
+            expected = {"int": "a whole number", "float": "a number"}[kind.__name__]
             raise SystemExit(
                 f"invalid {ENVIRONMENT_PREFIX}{item.name.upper()}={raw!r}: "
-                f"expected a {kind.__name__}"
+                f"expected {expected}"
             ) from None
     return values

@@ -12,6 +12,15 @@ import re
 # start with a letter or digit, so it can never read as an option or a path.
 SAFE_FRAGMENT = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$")
 
+# Ids are UUIDs. Requiring the dashed form keeps `strip` one-to-one, so two
+# different ids can never become the same Docker name.
+UUID = re.compile(
+    r"^[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}$"
+)
+
+# Session ids that would be routed to another endpoint (POST /executor/try).
+RESERVED_SESSION_IDS = frozenset({"try"})
+
 LABEL_DEV = "cyanprint.dev"
 LABEL_SESSION = "cyanprint.session"
 LABEL_KIND = "cyanprint.kind"
@@ -33,6 +42,10 @@ PORTS = {
 
 def is_safe(fragment: str) -> bool:
     return bool(SAFE_FRAGMENT.fullmatch(fragment))
+
+
+def is_uuid(identifier: str) -> bool:
+    return bool(UUID.fullmatch(identifier))
 
 
 def strip(identifier: str) -> str:

@@ -72,7 +72,7 @@ def load(text: str, source: str = "<plan>") -> dict[str, Any]:
     """Parse and validate YAML plan text; errors name the source, line and column."""
     try:
         root = yaml.compose(text, Loader=yaml.SafeLoader)
-        document = yaml.safe_load(text)
+        document = yaml.load(text, Loader=UniqueKeyLoader)
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         where = f"{source}:{mark.line + 1}:{mark.column + 1}" if mark else source
@@ -86,6 +86,28 @@ def load(text: str, source: str = "<plan>") -> dict[str, Any]:
         ]
         raise PlanInvalid(messages[0], errors=messages)
     return document
+
+
+class UniqueKeyLoader(yaml.SafeLoader):
+    """A safe loader that rejects a key written twice in one mapping.
+
+    PyYAML keeps the last value of a repeated key without a word, which would
+    let a typo in a hand-written plan silently override an argument.
+    """
+
+    def construct_mapping(self, node, deep=False):
+        seen: set = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {key!r} appears twice in one mapping",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
 
 
 def check(plan: Any, source: str = "<plan>") -> None:

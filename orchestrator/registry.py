@@ -27,6 +27,9 @@ REFERENCE = re.compile(
     r"^(?P<user>[A-Za-z0-9_.-]+)/(?P<name>[A-Za-z0-9_.-]+)(?::(?P<version>[0-9]+))?$"
 )
 KINDS = {"processor": "Processor", "plugin": "Plugin"}
+# A reference without a version is looked up from the latest version down,
+# one registry request per version, at most this many.
+MAX_VERSIONS_WALKED = 50
 
 
 @dataclass(frozen=True)
@@ -72,7 +75,7 @@ class RemoteRegistry:
     def __init__(self, url: str, timeout: float = 10.0) -> None:
         self.url = url.rstrip("/")
         self.timeout = timeout
-        self._cache: dict[tuple[str, str, str, int], Version | None] = {}
+        self._cache: dict[tuple[str, str, str, int], Version] = {}
         self._lock = threading.Lock()
         self._session = requests.Session()
 
@@ -87,7 +90,8 @@ class RemoteRegistry:
         found = self._fetch(
             kind, reference, "latest" if version is None else str(version)
         )
-        if version is not None:
+        # Only found versions are cached: a missing one may be published later.
+        if version is not None and found is not None:
             with self._lock:
                 self._cache[key] = found
         return found
@@ -233,7 +237,8 @@ class Resolver:
         latest = self.source.lookup(kind, reference, None)
         if latest is None:
             raise ReferenceInvalid(f"{kind} {reference} not found in the registry")
-        for number in range(latest.version, 0, -1):
+        oldest = max(1, latest.version - MAX_VERSIONS_WALKED + 1)
+        for number in range(latest.version, oldest - 1, -1):
             found = (
                 latest
                 if number == latest.version
@@ -241,6 +246,12 @@ class Resolver:
             )
             if found is not None and found.id in pinned:
                 return found
+        if oldest > 1:
+            raise ReferenceInvalid(
+                f"{kind} {reference}: none of its latest {MAX_VERSIONS_WALKED} "
+                f"versions ({oldest} to {latest.version}) is pinned by the template; "
+                f"name the pinned version, as in {reference}:N"
+            )
         raise ReferenceInvalid(
             f"{kind} {reference}: no version of it is pinned by the template; "
             f"add it to the template's {kind}s and publish the template again"

@@ -21,7 +21,7 @@ from .config import Settings
 from .engine import Engine, Report
 from .errors import ExecutorError, RequestInvalid, StepFailed
 from .planning import Planner, load
-from .registry import Resolver
+from .registry import RegistryUnavailable, Resolver
 from .validation import check
 
 log = logging.getLogger(__name__)
@@ -104,18 +104,29 @@ class Executor:
 
     def plan_start(self, body: Any) -> Planned:
         check("start", body, "start request")
+        check_session_id(body["session_id"])
+        volume_session = body["write_vol_reference"]["session_id"]
+        if volume_session != body["session_id"]:
+            raise RequestInvalid(
+                f"write_vol_reference.session_id {volume_session!r} differs from "
+                f"session_id {body['session_id']!r}; a session writes only to its "
+                f"own volume, so send the vol_ref that warming this session returned"
+            )
         return self._planned("start", self.planner.start(body))
 
     def plan_build(self, session_id: str, body: Any) -> Planned:
         check_session_id(session_id)
         check("build", body, "build request")
         template = body["template"]
+        errors: list[str] = []
         processor_ids = self._resolve_all(
-            "processor", body["cyan"]["processors"], template["processors"]
+            "processor", body["cyan"]["processors"], template["processors"], errors
         )
         plugin_ids = self._resolve_all(
-            "plugin", body["cyan"]["plugins"], template["plugins"]
+            "plugin", body["cyan"]["plugins"], template["plugins"], errors
         )
+        if errors:
+            raise RequestInvalid(errors[0], errors=errors)
         text = self.planner.build(session_id, body, processor_ids, plugin_ids)
         return self._planned("build", text)
 
@@ -134,10 +145,10 @@ class Executor:
         self, kind: str, identifier: str, path: str, body: bytes, content_type: str
     ) -> Planned:
         """Plan one request passed through to a template or resolver container."""
-        if not names.is_safe(identifier):
+        if not names.is_uuid(identifier):
             raise RequestInvalid(
-                f"invalid {kind} id {identifier!r}: use 1 to 64 letters, digits, "
-                f"'_', '.' or '-', starting with a letter or digit"
+                f"invalid {kind} id {identifier!r}: expected a UUID with dashes, "
+                f"such as 0b6f3c1e-9a47-4d2b-8f31-5c2e7a9d4410"
             )
         try:
             text = body.decode("utf-8")
@@ -159,21 +170,31 @@ class Executor:
         return self._planned("cleanup", self.planner.cleanup())
 
     def _resolve_all(
-        self, kind: str, entries: list[dict], pinned: list[dict]
+        self, kind: str, entries: list[dict], pinned: list[dict], errors: list[str]
     ) -> list[str]:
+        """Resolve each reference; add a message to `errors` for each that fails."""
         pinned_ids = {item["id"] for item in pinned}
         resolved: list[str] = []
-        errors: list[str] = []
         for position, entry in enumerate(entries):
             try:
                 resolved.append(
                     self.resolver.resolve(kind, entry["name"], pinned_ids).id
                 )
+            except RegistryUnavailable:
+                raise
             except RequestInvalid as error:
                 errors.append(f"$.cyan.{kind}s[{position}].name: {error.message}")
-        if errors:
-            raise RequestInvalid(errors[0], errors=errors)
         return resolved
+
+    def ping(self) -> None:
+        """Raise ExecutorError unless the Docker engine answers."""
+        try:
+            self.engine.client.ping()
+        except (docker.errors.DockerException, OSError) as error:
+            raise ExecutorError(
+                f"cannot reach the Docker engine ({error}); start Docker or set "
+                f"DOCKER_HOST"
+            ) from error
 
     def check(self, planned: Planned) -> list[dict[str, str]]:
         """List what applying the plan would change, reading but not changing Docker."""
@@ -227,6 +248,11 @@ def allowed_folder(path: str, root: str) -> str:
 
 
 def check_session_id(session_id: str) -> None:
+    if session_id in names.RESERVED_SESSION_IDS:
+        raise RequestInvalid(
+            f"invalid session id {session_id!r}: it is reserved for an endpoint "
+            f"(POST /executor/try); choose another id"
+        )
     if not names.is_safe(session_id):
         raise RequestInvalid(
             f"invalid session id {session_id!r}: use 1 to 64 letters, digits, '_', "

@@ -8,7 +8,8 @@ import time
 import falcon
 
 from .. import logs
-from ..errors import PlanInvalid, RequestInvalid
+from ..errors import ExecutorError, PlanInvalid, RequestInvalid
+from ..registry import RegistryUnavailable
 from ..service import Executor, PlanFailed, archive_chunks, template_of
 from .problems import Problem, install, read_json
 
@@ -26,8 +27,7 @@ class RequestLog:
         if params.get("session_id"):
             logs.session_id.set(params["session_id"])
         # Read the preview flags before the body, so a bad flag is reported first.
-        req.context.dry_run = req.get_param_as_bool("dry_run", default=False)
-        req.context.check = req.get_param_as_bool("check", default=False)
+        req.context.dry_run, req.context.check = preview_flags(req)
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         elapsed = time.monotonic() - getattr(req.context, "started", time.monotonic())
@@ -39,6 +39,41 @@ class RequestLog:
             elapsed,
             extra={"method": req.method, "path": req.path, "status": resp.status_code},
         )
+
+
+PREVIEW_FLAGS = ("dry_run", "check")
+
+
+def preview_flags(req: falcon.Request) -> tuple[bool, bool]:
+    """Read dry_run and check strictly, so a misspelt flag never runs the action."""
+    for name in req.params:
+        if name not in PREVIEW_FLAGS:
+            raise Problem(
+                400,
+                "Unknown query parameter",
+                f"unknown query parameter {name!r}; the only ones are dry_run=true "
+                f"and check=true",
+            )
+    values = []
+    for name in PREVIEW_FLAGS:
+        raw = req.get_param(name)
+        if raw is None or raw.lower() == "false":
+            values.append(False)
+        elif raw.lower() == "true":
+            values.append(True)
+        else:
+            raise Problem(
+                400,
+                "Invalid query parameter",
+                f"invalid {name}={raw!r}; use {name}=true or {name}=false",
+            )
+    if all(values):
+        raise Problem(
+            400,
+            "Invalid query parameters",
+            "dry_run=true and check=true cannot be combined; send one of them",
+        )
+    return values[0], values[1]
 
 
 def previewed(
@@ -53,11 +88,15 @@ def previewed(
         changes = executor.check(planned)
         resp.media = {
             "plan": planned.kind,
-            "changes": sum(1 for c in changes if c["action"] != "nothing"),
+            "changes": sum(1 for c in changes if c["action"] in CHANGING_ACTIONS),
             "steps": changes,
         }
         return True
     return False
+
+
+# Check-mode actions that change Docker state; `call` and `nothing` do not.
+CHANGING_ACTIONS = ("create", "pull", "start", "remove")
 
 
 def start_status(failure: PlanFailed) -> int:
@@ -76,6 +115,9 @@ class Resources:
     def _plan(self, title: str, make):
         try:
             return make()
+        except RegistryUnavailable as error:
+            log.error("%s: %s", title, error.message)
+            raise Problem(503, title, error.message, error.errors) from None
         except (RequestInvalid, PlanInvalid) as error:
             log.warning("%s: %s", title, error.message)
             raise invalid(title, error) from None
@@ -91,6 +133,12 @@ class Resources:
 
     # GET /
     def on_get(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Report OK only while the Docker engine responds: nothing works without it."""
+        try:
+            self.executor.ping()
+        except ExecutorError as error:
+            log.error("health check failed: %s", error.message)
+            raise Problem(503, "Docker engine unreachable", error.message) from None
         resp.media = {"status": "OK"}
 
     # POST /template/warm

@@ -81,9 +81,20 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(Problem, handle_problem)
 
 
+# Largest request body the API reads, in bytes; template versions are far smaller.
+MAX_BODY_BYTES = 16 * 1024 * 1024
+
+
 def read_json(req: falcon.Request, title: str) -> Any:
     """Parse the request body as JSON, or raise a 400 problem quoting the error."""
-    raw = req.bounded_stream.read()
+    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
+    if len(raw) > MAX_BODY_BYTES:
+        raise Problem(
+            413,
+            "Request body too large",
+            f"the body is larger than {MAX_BODY_BYTES} bytes; a request body is a "
+            f"template version and the choices made, which are far smaller",
+        )
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")
     try:

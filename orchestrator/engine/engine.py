@@ -11,6 +11,7 @@ from typing import Any
 
 import docker
 
+from .. import logs
 from ..config import Settings
 from ..errors import StepFailed
 from . import references
@@ -39,6 +40,8 @@ class Engine:
         """Apply `plan`. A failure skips the steps after it, then runs `on_failure`."""
         context = Context(self.client, self.settings, self.locks)
         report = Report(plan["name"])
+        if plan.get("session") and not logs.session_id.get():
+            logs.session_id.set(plan["session"])
         notify = listener or (lambda result: None)
 
         def record(result: StepResult) -> None:

@@ -298,3 +298,27 @@ def test_template_never_ready_is_503(quick_server, cleanup, fixture_images):
     response = quick_server.post("/template/warm", template.body)
     container = names.template_container(template.id)
     assert_problem(response, 503, container, "within 4s")
+    # A container that never became ready is removed; its log is in the error.
+    assert not quick_server.executor.engine.client.containers.list(
+        all=True, filters={"name": f"^{container}$"}
+    )
+
+
+def test_start_without_warm_is_refused(server, fixture_images, docker_client):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    session_id = new_session()
+    response = server.post("/executor", start_body(template.body, session_id, new_id()))
+    assert_problem(
+        response,
+        503,
+        names.template_volume(template.id),
+        f"warm the session first (POST /executor/{session_id}/warm)",
+    )
+    # Docker would have made the volumes, empty and unlabelled, had a container
+    # mounted them; the start stopped before any container was created.
+    assert session_leftovers(docker_client, session_id) == []
+    assert not [
+        v
+        for v in docker_client.volumes.list()
+        if v.name == names.template_volume(template.id)
+    ]

@@ -21,7 +21,7 @@ pytestmark = pytest.mark.docker
 def contained(docker_client, executor_image, test_network, server):
     """The executor image serving on the test network; the catalog is bind-mounted."""
     catalog_dir = server.catalog.path.parent
-    container = docker_client.containers.run(
+    container = docker_client.containers.create(
         executor_image,
         command=[
             "cyanprint-executor",
@@ -42,9 +42,10 @@ def contained(docker_client, executor_image, test_network, server):
             str(catalog_dir): {"bind": "/catalog", "mode": "ro"},
         },
         labels={"cyanprint.test": "executor"},
-        detach=True,
     )
+    # Created first and started inside try, so a failed start is removed too.
     try:
+        container.start()
         container.reload()
         address = container.attrs["NetworkSettings"]["Networks"][test_network][
             "IPAddress"

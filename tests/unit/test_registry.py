@@ -14,6 +14,7 @@ from orchestrator.registry import (
     RegistryUnavailable,
     RemoteRegistry,
     Resolver,
+    Version,
     parse_reference,
 )
 
@@ -192,3 +193,27 @@ def test_bad_catalog_file_named(tmp_path, content):
     with pytest.raises(RequestInvalid) as caught:
         Resolver.from_setting(str(path))
     assert str(path) in caught.value.message
+
+
+def test_versionless_walk_is_bounded():
+    class Many:
+        calls = 0
+
+        def lookup(self, kind, reference, version):
+            Many.calls += 1
+            number = 100_000 if version is None else version
+            return Version(f"id-{number}", number)
+
+    with pytest.raises(ReferenceInvalid) as caught:
+        Resolver(Many()).resolve("processor", "cyan/huge", {"id-1"})
+    assert "latest 50 versions" in caught.value.message
+    assert "cyan/huge:N" in caught.value.message
+    assert Many.calls == 50
+
+
+def test_missing_version_not_cached(registry_url):
+    remote = RemoteRegistry(registry_url)
+    FakeZinc.requests.clear()
+    assert remote.lookup("processor", Reference("cyan", "default", None), 9) is None
+    assert remote.lookup("processor", Reference("cyan", "default", None), 9) is None
+    assert len(FakeZinc.requests) == 2

@@ -27,8 +27,9 @@ def container_url(context: Context, container: str, network: str, port: int) -> 
         found = find_container(context.client, container)
     if found is None:
         raise StepFailed(
-            f"container {container} not found; start the session's containers "
-            f"first (POST /executor)",
+            f"container {container} not found; warming starts template and "
+            f"resolver containers (POST /template/warm), starting a session starts "
+            f"its own (POST /executor)",
             resource=container,
             unreachable=True,
         )

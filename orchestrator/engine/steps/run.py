@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 
+import docker.errors
 import requests
 from docker.models.containers import Container
 
@@ -53,9 +54,15 @@ class Run(Step):
                     self._output(existing),
                 )
             container = self._create(context)
-            with translated("start container", name):
-                container.start()
-            elapsed = self._wait_ready(context, container)
+            try:
+                with translated("start container", name):
+                    container.start()
+                elapsed = self._wait_ready(context, container)
+            except StepFailed:
+                # The error already quotes the container's last log lines, and a
+                # container that never became ready must not linger.
+                self._discard(container)
+                raise
         return Outcome(
             True, f"started {name}, ready after {elapsed:.2f}s", self._output(container)
         )
@@ -179,6 +186,23 @@ class Run(Step):
 
             time.sleep(interval)
             interval = min(interval * 1.5, MAX_POLL_INTERVAL)
+
+    def _discard(self, container: Container) -> None:
+        try:
+            container.remove(force=True)
+        except docker.errors.DockerException as error:
+            log.error(
+                "removing container %s after it failed failed too: %s",
+                container.name,
+                error,
+                extra={"step": self.name, "container": container.name},
+            )
+            return
+        log.info(
+            "removed container %s, which did not become ready",
+            container.name,
+            extra={"step": self.name, "container": container.name},
+        )
 
     def _fail_if_stopped(self, container: Container) -> None:
         if container.status in ("running", "created", "restarting"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import logging
 from concurrent.futures import ThreadPoolExecutor
 
@@ -118,9 +119,18 @@ class Teardown(Step):
             return []
         workers = max(1, min(context.settings.parallelism, len(names)))
         with ThreadPoolExecutor(workers, thread_name_prefix="teardown") as pool:
-            outcomes = list(
-                pool.map(lambda n: self._remove_one(context, kind, n), names)
-            )
+            # Each task runs in a copy of this context, so logs keep the session id.
+            futures = [
+                pool.submit(
+                    contextvars.copy_context().run,
+                    self._remove_one,
+                    context,
+                    kind,
+                    name,
+                )
+                for name in names
+            ]
+            outcomes = [future.result() for future in futures]
         removed = []
         for name, error in zip(names, outcomes, strict=True):
             if error is None:

@@ -28,6 +28,8 @@ class Volume(Step):
         return self.args["volume"]
 
     def describe(self) -> str:
+        if self.args.get("must_exist"):
+            return f"check that volume {self.resource()} exists"
         fill = self.args.get("fill")
         suffix = f", filled by running {fill['image']} once" if fill else ""
         return f"ensure volume {self.resource()} exists{suffix}"
@@ -42,6 +44,8 @@ class Volume(Step):
                     return Outcome(False, f"volume {name} already exists")
                 except docker.errors.NotFound:
                     pass
+            if self.args.get("must_exist"):
+                raise StepFailed(self._missing_message(), resource=name)
             with translated("create volume", name):
                 client.volumes.create(name, labels=self.args.get("labels") or {})
             log.info(
@@ -114,6 +118,10 @@ class Volume(Step):
                 extra={"step": self.name},
             )
 
+    def _missing_message(self) -> str:
+        hint = self.args.get("hint") or "create it first"
+        return f"volume {self.resource()} not found; {hint}"
+
     def check(self, context: Context) -> Change:
         name = self.resource()
         with translated("inspect volume", name):
@@ -122,6 +130,8 @@ class Volume(Step):
                 return Change("nothing", f"volume {name} exists")
             except docker.errors.NotFound:
                 pass
+        if self.args.get("must_exist"):
+            return Change("nothing", f"would fail: {self._missing_message()}")
         fill = self.args.get("fill")
         suffix = f" and fill it from {fill['image']}" if fill else ""
         return Change("create", f"would create volume {name}{suffix}")
