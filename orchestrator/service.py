@@ -201,8 +201,17 @@ class Executor:
         return self.engine.check(planned.document)
 
     def apply(self, planned: Planned) -> Report:
-        """Apply a plan; raise PlanFailed when any step failed."""
-        report = self.engine.apply(planned.document)
+        """Apply a plan; raise PlanFailed when any step failed.
+
+        Plans of one session run one at a time, so a delete can never slip
+        between a start's volume check and the containers that mount them.
+        """
+        session = planned.document.get("session")
+        if session:
+            with self.engine.locks("session:" + session):
+                report = self.engine.apply(planned.document)
+        else:
+            report = self.engine.apply(planned.document)
         counts = report.counts()
         log.info(
             "plan %s finished: %d ok, %d changed, %d failed, %d skipped",

@@ -14,7 +14,11 @@ from ..config import Settings
 
 
 class KeyedLocks:
-    """One lock per resource name, so two plans never create the same thing at once."""
+    """One lock per resource name, so two plans never create the same thing at once.
+
+    NOTE: locks are never dropped, so memory grows by one small lock per
+    distinct name (a few hundred bytes per session) over the process's life.
+    """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
