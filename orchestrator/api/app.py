@@ -11,7 +11,7 @@ from .. import logs
 from ..errors import ExecutorError, PlanInvalid, RequestInvalid
 from ..registry import RegistryUnavailable
 from ..service import Executor, PlanFailed, archive_chunks, template_of
-from .problems import Problem, install, read_json
+from .problems import Problem, install, read_body, read_json
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,12 @@ def previewed(
 CHANGING_ACTIONS = ("create", "pull", "start", "remove")
 
 
+def log_session_of(body: object, key: str) -> None:
+    """Tag the request's log lines with the session id a body carries, if any."""
+    if isinstance(body, dict) and isinstance(body.get(key), str):
+        logs.session_id.set(body[key])
+
+
 def start_status(failure: PlanFailed) -> int:
     """Return 503 when a container could not be started, else 400."""
     return 503 if any(f.kind == "run" for f in failure.failures) else 400
@@ -184,8 +190,7 @@ class Resources:
     def on_post_start(self, req: falcon.Request, resp: falcon.Response) -> None:
         title = "Failed to start executor"
         body = read_json(req, title)
-        if isinstance(body, dict) and isinstance(body.get("session_id"), str):
-            logs.session_id.set(body["session_id"])
+        log_session_of(body, "session_id")
         planned = self._plan(title, lambda: self.executor.plan_start(body))
         if self._previewed(req, resp, planned):
             return
@@ -226,8 +231,7 @@ class Resources:
     def on_post_try(self, req: falcon.Request, resp: falcon.Response) -> None:
         title = "Failed to prepare try session"
         body = read_json(req, title)
-        if isinstance(body, dict) and isinstance(body.get("sessionId"), str):
-            logs.session_id.set(body["sessionId"])
+        log_session_of(body, "sessionId")
         planned = self._plan(title, lambda: self.executor.plan_try(body))
         if self._previewed(req, resp, planned):
             return
@@ -295,14 +299,7 @@ class ProxyResources:
     def _forward(self, req, resp, kind: str, identifier: str, path: str) -> None:
         title = f"Failed to proxy to the {kind} container"
         limit = self.executor.settings.proxy_max_bytes
-        body = req.bounded_stream.read(limit + 1)
-        if len(body) > limit:
-            raise Problem(
-                413,
-                "Request body too large",
-                f"the body is larger than {limit} bytes; the executor's "
-                f"--proxy-max-bytes sets the limit",
-            )
+        body = read_body(req, limit, "the executor's --proxy-max-bytes sets the limit")
         content_type = req.content_type or "application/json"
         try:
             planned = self.executor.plan_proxy(

@@ -85,16 +85,22 @@ def install(app: falcon.App) -> None:
 MAX_BODY_BYTES = 16 * 1024 * 1024
 
 
-def read_json(req: falcon.Request, title: str) -> Any:
-    """Parse the request body as JSON, or raise a 400 problem quoting the error."""
-    raw = req.bounded_stream.read(MAX_BODY_BYTES + 1)
-    if len(raw) > MAX_BODY_BYTES:
+def read_body(req: falcon.Request, limit: int, why: str) -> bytes:
+    """Read at most `limit` bytes of the body; a longer body is a 413 saying `why`."""
+    raw = req.bounded_stream.read(limit + 1)
+    if len(raw) > limit:
         raise Problem(
             413,
             "Request body too large",
-            f"the body is larger than {MAX_BODY_BYTES} bytes; a request body is a "
-            f"template version and the choices made, which are far smaller",
+            f"the body is larger than {limit} bytes; {why}",
         )
+    return raw
+
+
+def read_json(req: falcon.Request, title: str) -> Any:
+    """Parse the request body as JSON, or raise a 400 problem quoting the error."""
+    why = "a request is a template version and the choices made, far smaller"
+    raw = read_body(req, MAX_BODY_BYTES, why)
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")
     try:
