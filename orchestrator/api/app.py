@@ -314,13 +314,17 @@ class ProxyResources:
             report = self.executor.apply(planned)
         except PlanFailed as failure:
             log.warning("%s %s: %s", kind, identifier, failure)
-            raise Problem(
-                502,
-                title,
-                f"the {kind} container {identifier} did not answer; warm the "
-                f"template first (POST /template/warm)",
-                failure.messages,
-            ) from None
+            if any(cause.unreachable for cause in failure.failures):
+                detail = (
+                    f"the {kind} container {identifier} did not answer; warm the "
+                    f"template first (POST /template/warm)"
+                )
+            else:
+                detail = (
+                    f"the {kind} container {identifier} did not give a usable "
+                    f"answer: {failure.failures[0].message}"
+                )
+            raise Problem(502, title, detail, failure.messages) from None
 
         answer = report.output("forward")
         resp.status = answer["status"]

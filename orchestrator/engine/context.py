@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import threading
-from collections import defaultdict
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,17 +17,35 @@ from ..config import Settings
 class KeyedLocks:
     """One lock per resource name, so two plans never create the same thing at once.
 
-    NOTE: locks are never dropped, so memory grows by one small lock per
-    distinct name (a few hundred bytes per session) over the process's life.
+    A lock lives only while some thread holds or waits for it, so the table
+    stays as small as the work in flight however many sessions come and go.
     """
 
     def __init__(self) -> None:
         self._guard = threading.Lock()
-        self._locks: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
+        self._locks: dict[str, tuple[threading.Lock, int]] = {}
 
-    def __call__(self, key: str) -> threading.Lock:
+    @contextmanager
+    def __call__(self, key: str) -> Iterator[None]:
         with self._guard:
-            return self._locks[key]
+            lock, users = self._locks.get(key, (None, 0))
+            if lock is None:
+                lock = threading.Lock()
+            self._locks[key] = (lock, users + 1)
+        try:
+            with lock:
+                yield
+        finally:
+            with self._guard:
+                _, users = self._locks[key]
+                if users == 1:
+                    del self._locks[key]
+                else:
+                    self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        with self._guard:
+            return len(self._locks)
 
 
 _thread_state = threading.local()

@@ -2,8 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import time
+
+import falcon.testing
 import pytest
 import requests
+
+from orchestrator import names
+from orchestrator.api.app import create_app
+from orchestrator.service import Executor
 
 from .conftest import make_template, new_id
 from .test_failures import assert_problem
@@ -140,3 +148,67 @@ def test_proxy_dry_run(server, warmed):
     assert response.status_code == 200
     assert "kind: call" in response.text
     assert "/api/template/init" in response.text
+
+
+def bounded_client(server, docker_client, **limits) -> falcon.testing.TestClient:
+    """The same executor with tighter proxy limits, driven in this process."""
+    settings = dataclasses.replace(server.executor.settings, **limits)
+    return falcon.testing.TestClient(create_app(Executor(settings, docker_client)))
+
+
+def warm_fault_resolver(server, cleanup, fixture_images, fault: str) -> str:
+    resolver_id = new_id()
+    images = dict(fixture_images)
+    images["resolver"] = fixture_images[fault]
+    template = make_template(
+        fixture_images,
+        {"cyan/processor": "processor"},
+        {},
+        resolvers=[resolver_entry(images, resolver_id, ["*.txt"])],
+    )
+    cleanup.templates.append(template.id)
+    cleanup.resolvers.append(resolver_id)
+    response = server.post("/template/warm", template.body)
+    assert response.status_code == 200, response.text
+    return resolver_id
+
+
+def test_proxy_slow_container_times_out(server, cleanup, fixture_images, docker_client):
+    resolver_id = warm_fault_resolver(server, cleanup, fixture_images, "fault-slow")
+    client = bounded_client(server, docker_client, proxy_timeout=2.0)
+    started = time.monotonic()
+    response = client.simulate_post(
+        f"/proxy/resolver/{resolver_id}/api/resolve", json={"files": []}
+    )
+    elapsed = time.monotonic() - started
+    assert response.status_code == 502, response.text
+    problem = response.json
+    assert "timed out after 2s" in problem["detail"]
+    assert "POST /template/warm" not in problem["detail"]
+    container = names.resolver_container(resolver_id)
+    assert any(container in message for message in problem["data"])
+    # The container sleeps 30 s; the proxy must give up long before that.
+    assert elapsed < 15
+
+
+def test_proxy_oversize_response_rejected(
+    server, cleanup, fixture_images, docker_client
+):
+    resolver_id = warm_fault_resolver(server, cleanup, fixture_images, "fault-big")
+    limit = 1024 * 1024
+    client = bounded_client(server, docker_client, proxy_max_bytes=limit)
+    response = client.simulate_post(
+        f"/proxy/resolver/{resolver_id}/api/resolve", json={"files": []}
+    )
+    assert response.status_code == 502, response.text
+    detail = response.json["detail"]
+    assert f"more than {limit} bytes" in detail
+    assert "--proxy-max-bytes" in detail
+
+    # Under a limit that fits, the same response passes through whole.
+    roomy = bounded_client(server, docker_client, proxy_max_bytes=4 * limit)
+    response = roomy.simulate_post(
+        f"/proxy/resolver/{resolver_id}/api/resolve", json={"files": []}
+    )
+    assert response.status_code == 200
+    assert len(response.content) == 2 * limit

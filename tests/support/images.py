@@ -71,6 +71,8 @@ FIXTURE_IMAGES = (
     FixtureImage("fault-exit", "fault", build_args={"MODE": "exit"}),
     FixtureImage("fault-bad-json", "fault", build_args={"MODE": "bad-json"}),
     FixtureImage("fault-wrong-path", "fault", build_args={"MODE": "wrong-path"}),
+    FixtureImage("fault-slow", "fault", build_args={"MODE": "slow"}),
+    FixtureImage("fault-big", "fault", build_args={"MODE": "big"}),
 )
 FIXTURE_NAMES = tuple(fixture.name for fixture in FIXTURE_IMAGES)
 

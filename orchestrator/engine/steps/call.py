@@ -179,7 +179,6 @@ class Call(Step):
                         f"container {self.resource()} responded to {path} with more "
                         f"than {limit} bytes; raise --proxy-max-bytes to allow it",
                         resource=self.resource(),
-                        unreachable=True,
                     )
         output = {
             "status": response.status_code,
