@@ -18,6 +18,7 @@ import yaml
 
 from . import names
 from .config import Settings
+from .engine.references import escape
 from .errors import PlanInvalid
 from .validation import format_path, located_violations
 
@@ -35,8 +36,16 @@ PLAN_KINDS = (
 
 
 def to_yaml_scalar(value: Any) -> str:
-    """Render a value as a YAML flow node: JSON is valid YAML, with simpler escaping."""
-    return json.dumps(value, ensure_ascii=False)
+    """Render request data as a YAML flow node, its `${` escaped to stay text.
+
+    JSON is valid YAML, with simpler escaping than YAML's own flow style.
+    """
+    return json.dumps(escape(value), ensure_ascii=False)
+
+
+def to_yaml_reference(reference: str) -> str:
+    """Render a `${step.key}` reference the plan itself writes, left unescaped."""
+    return json.dumps(reference, ensure_ascii=False)
 
 
 @cache
@@ -51,6 +60,7 @@ def environment() -> jinja2.Environment:
         autoescape=False,
     )
     env.filters["yaml"] = to_yaml_scalar
+    env.filters["reference"] = to_yaml_reference
     env.globals.update(
         names=names,
         labels=names.labels,

@@ -31,13 +31,14 @@ class RequestLog:
 
     def process_response(self, req, resp, resource, req_succeeded) -> None:
         elapsed = time.monotonic() - getattr(req.context, "started", time.monotonic())
+        target = f"{req.path}?{req.query_string}" if req.query_string else req.path
         log.info(
             "%s %s %s in %.3fs",
             req.method,
-            req.path,
+            target,
             resp.status_code,
             elapsed,
-            extra={"method": req.method, "path": req.path, "status": resp.status_code},
+            extra={"method": req.method, "path": target, "status": resp.status_code},
         )
 
 
@@ -56,10 +57,17 @@ def preview_flags(req: falcon.Request) -> tuple[bool, bool]:
             )
     values = []
     for name in PREVIEW_FLAGS:
-        raw = req.get_param(name)
-        if raw is None or raw.lower() == "false":
+        raw = req.params.get(name)
+        if isinstance(raw, list):
+            raise Problem(
+                400,
+                "Invalid query parameter",
+                f"{name} is given {len(raw)} times ({', '.join(map(repr, raw))}); "
+                f"give it once, as {name}=true or {name}=false",
+            )
+        if raw is None or raw == "false":
             values.append(False)
-        elif raw.lower() == "true":
+        elif raw == "true":
             values.append(True)
         else:
             raise Problem(

@@ -1,4 +1,9 @@
-"""`${step.key}` references from one step's arguments to an earlier step's output."""
+"""`${step.key}` references from one step's arguments to an earlier step's output.
+
+`$${` is an escaped `${`: it is the two characters themselves, so text
+from a request (a processor's config, a proxied body) is never read as a
+reference. Plans rendered from requests escape every such text.
+"""
 
 from __future__ import annotations
 
@@ -9,12 +14,25 @@ from typing import Any
 from ..errors import StepFailed
 
 REFERENCE = re.compile(r"\$\{\s*([a-z0-9][a-z0-9_-]*)((?:\.[A-Za-z0-9_-]+)*)\s*\}")
+# An escaped `${` first, so that `$${a.b}` is the text `${a.b}`, not a reference.
+TOKEN = re.compile(r"\$\$\{|" + REFERENCE.pattern)
+
+
+def escape(value: Any) -> Any:
+    """Return `value` with every `${` in its strings escaped, mapping keys aside."""
+    if isinstance(value, str):
+        return value.replace("${", "$${")
+    if isinstance(value, Mapping):
+        return {key: escape(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [escape(item) for item in value]
+    return value
 
 
 def find(value: Any) -> list[str]:
     """List the step names that `value` refers to, anywhere inside it."""
     if isinstance(value, str):
-        return [match.group(1) for match in REFERENCE.finditer(value)]
+        return [match.group(1) for match in TOKEN.finditer(value) if match.group(1)]
     if isinstance(value, Mapping):
         return [name for item in value.values() for name in find(item)]
     if isinstance(value, list):
@@ -52,15 +70,19 @@ def substitute_known(value: Any, outputs: Mapping[str, Any]) -> Any:
     return value
 
 
+def _replace(match: re.Match[str], outputs: Mapping[str, Any]) -> str:
+    if not match.group(1):
+        return "${"
+    return str(_lookup(outputs, match.group(1), match.group(2)))
+
+
 def substitute(value: Any, outputs: Mapping[str, Any]) -> Any:
     """Replace references by outputs. A lone reference keeps its value's type."""
     if isinstance(value, str):
         whole = REFERENCE.fullmatch(value)
         if whole:
             return _lookup(outputs, whole.group(1), whole.group(2))
-        return REFERENCE.sub(
-            lambda m: str(_lookup(outputs, m.group(1), m.group(2))), value
-        )
+        return TOKEN.sub(lambda match: _replace(match, outputs), value)
     if isinstance(value, Mapping):
         return {key: substitute(item, outputs) for key, item in value.items()}
     if isinstance(value, list):

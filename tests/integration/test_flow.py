@@ -177,3 +177,27 @@ def test_start_twice_changes_nothing(server, cleanup, fixture_images, docker_cli
     )
     report = server.executor.apply(planned)
     assert [r.status for r in report.results if r.status != "ok"] == []
+
+
+def test_build_keeps_dollar_brace_text(server, cleanup, fixture_images):
+    template = fixture_template(fixture_images)
+    session_id, merger_id = new_session(), new_id()
+    warm_and_start(server, cleanup, template, session_id, merger_id)
+    script = "echo ${home}/bin $${escaped} ${merge.directory}\n"
+    processors = [
+        {"name": "cyan/render", "config": {"files": {"run.sh": script}}, "files": []}
+    ]
+    plugins = [
+        {
+            "name": "cyan/append",
+            "config": {"files": {"note.txt": "dir=${process-1.outputDir}"}},
+        }
+    ]
+    body = build_body(template.body, merger_id, processors, plugins)
+
+    response = server.post(f"/executor/{session_id}", body)
+
+    assert response.status_code == 200, response.text
+    files, _ = read_archive(response.content)
+    assert files["run.sh"][0] == script.encode()
+    assert files["note.txt"][0] == b"dir=${process-1.outputDir}"

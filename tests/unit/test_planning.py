@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from orchestrator.config import Settings
+from orchestrator.engine import references
 from orchestrator.errors import PlanInvalid
 from orchestrator.planning import Planner, load, rule_violations
 
@@ -88,6 +89,36 @@ def test_processor_body_passes_globs_unchanged():
     assert call["body"]["config"] == body["cyan"]["processors"][1]["config"]
     assert call["body"]["readDir"] == "/workspace/cyanprint"
     assert call["body"]["writeDir"].startswith("/workspace/area/")
+
+
+def test_build_request_text_never_becomes_reference():
+    body = example("build")
+    config = {"script": "echo ${home}/bin", "deep": ["${merge.directory}", "$${x}"]}
+    body["cyan"]["processors"][0]["config"] = config
+    body["cyan"]["plugins"][0]["config"] = {"note": "${process-1.outputDir}"}
+    plan = load(planner().build(SESSION, body, PROCESSOR_IDS, PLUGIN_IDS))
+    outputs = {
+        "merge": {"directory": "/workspace/area/merged"},
+        "process-1": {"outputDir": "/workspace/area/one"},
+    }
+    processor = references.substitute(plan["steps"][0]["steps"][0]["body"], outputs)
+    plugin = next(step for step in plan["steps"] if step["name"] == "plugin-1")
+    plugin_body = references.substitute(plugin["body"], outputs)
+
+    assert processor["config"] == config
+    assert plugin_body["config"] == {"note": "${process-1.outputDir}"}
+    assert plugin_body["directory"] == "/workspace/area/merged"
+
+
+def test_proxy_body_text_passes_unchanged():
+    text = '{"answers": {"cmd": "echo ${home} $${x}"}}'
+    plan = load(
+        planner().proxy(
+            "cyan-template-x", 5550, "/api/template/init", text, "application/json"
+        )
+    )
+    forward = references.substitute(plan["steps"][0], {})
+    assert forward["raw_body"] == text
 
 
 def test_start_deduplicates_containers():
