@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from . import __version__
@@ -38,6 +39,11 @@ class Settings:
     threads: int = 16
     log_level: str = "INFO"
     log_format: str = field(default="json")
+
+    @property
+    def allowed_try_root(self) -> str:
+        """Return the real path of the folder that try sessions' folders lie in."""
+        return os.path.realpath(self.try_root or Path.home())
 
     def __post_init__(self) -> None:
         problems = self.problems()

@@ -7,6 +7,7 @@ document, so a dry run can show exactly what applying would do.
 from __future__ import annotations
 
 import json
+import re
 import uuid
 from collections.abc import Callable
 from functools import cache
@@ -35,17 +36,29 @@ PLAN_KINDS = (
 )
 
 
+# Characters JSON writes raw but YAML does not read back unchanged: DEL and the
+# C1 controls are rejected, NEL and the line and paragraph separators are read
+# as line breaks, and surrogates and non-characters are not printable.
+YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
+
+
+def to_json_text(value: Any) -> str:
+    """Write `value` as JSON that YAML reads back as exactly the same value."""
+    text = json.dumps(value, ensure_ascii=False)
+    return YAML_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
+
+
 def to_yaml_scalar(value: Any) -> str:
     """Render request data as a YAML flow node, its `${` escaped to stay text.
 
     JSON is valid YAML, with simpler escaping than YAML's own flow style.
     """
-    return json.dumps(escape(value), ensure_ascii=False)
+    return to_json_text(escape(value))
 
 
 def to_yaml_reference(reference: str) -> str:
     """Render a `${step.key}` reference the plan itself writes, left unescaped."""
-    return json.dumps(reference, ensure_ascii=False)
+    return to_json_text(reference)
 
 
 @cache
@@ -375,6 +388,7 @@ class Planner:
                 "source": source,
                 "blob": blob,
                 "path": path,
+                "within": self.settings.allowed_try_root,
                 "images": images,
                 "resolvers": resolvers,
             },

@@ -11,7 +11,13 @@ import yaml
 from orchestrator.config import Settings
 from orchestrator.engine import references
 from orchestrator.errors import PlanInvalid
-from orchestrator.planning import Planner, load, rule_violations
+from orchestrator.planning import (
+    Planner,
+    UniqueKeyLoader,
+    load,
+    rule_violations,
+    to_yaml_scalar,
+)
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 SESSION = "Qx7Lm2Pa9Z"
@@ -238,3 +244,10 @@ def test_duplicate_name_located_in_yaml():
         "hand.yaml:4:12: $.steps[1].name: duplicate step name 'a'; "
         "step names must be unique"
     )
+
+
+def test_yaml_filter_round_trips_every_character():
+    text = "".join(chr(code) for code in range(0x110000))
+    rendered = to_yaml_scalar({"config": [text, "${a.b}"]})
+    loaded = yaml.load(rendered, Loader=UniqueKeyLoader)
+    assert references.substitute(loaded, {}) == {"config": [text, "${a.b}"]}

@@ -24,6 +24,11 @@ MAX_POLL_INTERVAL = 0.05
 STATE_CHECK_INTERVAL = 0.25
 
 
+def anonymous(volume: str) -> bool:
+    """Tell whether `volume` is anonymous: Docker names those with 64 hex digits."""
+    return len(volume) == 64 and all(c in "0123456789abcdef" for c in volume)
+
+
 class Run(Step):
     kind = "run"
 
@@ -58,9 +63,10 @@ class Run(Step):
                 with translated("start container", name):
                     container.start()
                 elapsed = self._wait_ready(context, container)
-            except StepFailed:
-                # The error already quotes the container's last log lines, and a
-                # container that never became ready must not linger.
+            except BaseException:
+                # A failure quotes the container's last log lines already, and a
+                # container that never became ready (or whose start was
+                # interrupted) must not linger.
                 self._discard(container)
                 raise
         return Outcome(
@@ -82,7 +88,8 @@ class Run(Step):
 
     def _stale_reason(self, existing: Container) -> str:
         """Say why an existing container cannot be kept, or return ''."""
-        image = existing.attrs.get("Config", {}).get("Image")
+        config = existing.attrs.get("Config") or {}
+        image = config.get("Image")
         networks = existing.attrs["NetworkSettings"].get("Networks") or {}
         if existing.status != "running":
             return f"status {existing.status}"
@@ -90,7 +97,30 @@ class Run(Step):
             return f"image {image}"
         if self.args["network"] not in networks:
             return f"not on network {self.args['network']}"
+        labels = config.get("Labels") or {}
+        for key, value in (self.args.get("labels") or {}).items():
+            if labels.get(key) != value:
+                return f"label {key} is {labels.get(key)!r}, not {value!r}"
+        environment = set(config.get("Env") or [])
+        for key, value in (self.args.get("environment") or {}).items():
+            if f"{key}={value}" not in environment:
+                return f"environment variable {key} differs"
+        if self.args.get("command") and config.get("Cmd") != self.args["command"]:
+            return f"command {config.get('Cmd')}"
+        mounted = {
+            (mount.get("Name"), mount.get("Destination"), bool(mount.get("RW")))
+            for mount in existing.attrs.get("Mounts") or []
+            if mount.get("Type") == "volume" and not anonymous(mount.get("Name", ""))
+        }
+        if mounted != self._wanted_mounts():
+            return "its volume mounts differ"
         return ""
+
+    def _wanted_mounts(self) -> set[tuple[str, str, bool]]:
+        return {
+            (mount["volume"], mount["target"], not mount.get("read_only"))
+            for mount in self.args.get("mounts", [])
+        }
 
     def _output(self, container: Container) -> dict:
         return {
@@ -120,6 +150,19 @@ class Run(Step):
 
     def _create(self, context: Context) -> Container:
         args = self.args
+        for mount in args.get("mounts", []):
+            # Docker would create a missing volume, empty and unlabelled, that
+            # no teardown by label ever finds.
+            with translated("inspect volume", mount["volume"]):
+                try:
+                    context.client.volumes.get(mount["volume"])
+                except docker.errors.NotFound:
+                    raise StepFailed(
+                        f"volume {mount['volume']} to mount at {mount['target']} "
+                        f"in container {self.resource()} not found; create it first "
+                        f"(a volume step before this one)",
+                        resource=self.resource(),
+                    ) from None
         volumes = {
             mount["volume"]: {
                 "bind": mount["target"],

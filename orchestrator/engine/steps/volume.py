@@ -10,6 +10,7 @@ import requests
 
 from ...errors import StepFailed
 from ...names import LABEL_DEV, LABEL_KIND
+from .. import folders
 from ..context import Context
 from ..dockerapi import explain, find_container, log_tail, translated
 from .base import Change, Outcome, Step
@@ -17,8 +18,6 @@ from .base import Change, Outcome, Step
 log = logging.getLogger(__name__)
 
 DEFAULT_FILL_TIMEOUT = 300.0
-# Mount point of a fill's host folder (`fill.source`), read-only.
-SOURCE_MOUNT = "/source"
 
 
 class Volume(Step):
@@ -30,9 +29,15 @@ class Volume(Step):
     def describe(self) -> str:
         if self.args.get("must_exist"):
             return f"check that volume {self.resource()} exists"
+        return f"ensure volume {self.resource()} exists{self._fill_suffix()}"
+
+    def _fill_suffix(self) -> str:
         fill = self.args.get("fill")
-        suffix = f", filled by running {fill['image']} once" if fill else ""
-        return f"ensure volume {self.resource()} exists{suffix}"
+        if not fill:
+            return ""
+        if fill.get("source"):
+            return f", filled with a copy of folder {fill['source']}"
+        return f", filled by running {fill['image']} once"
 
     def apply(self, context: Context) -> Outcome:
         name = self.resource()
@@ -54,55 +59,77 @@ class Volume(Step):
             fill = self.args.get("fill")
             if fill:
                 self._fill(context, name, fill)
-                return Outcome(
-                    True, f"created volume {name}, filled from {fill['image']}"
-                )
+                return Outcome(True, f"created volume {name}{self._fill_suffix()}")
         return Outcome(True, f"created volume {name}")
 
     def _fill(self, context: Context, volume: str, fill: dict) -> None:
-        """Run the fill image once; on any failure remove the half-filled volume."""
+        """Fill the new volume; on any failure, interruption included, remove it."""
         client = context.client
         helper = fill.get("container") or f"{volume}-fill-{uuid.uuid4().hex[:8]}"
-        labels = {LABEL_DEV: "true", LABEL_KIND: "fill", **fill.get("labels", {})}
-        mounts = {volume: {"bind": fill["target"], "mode": "rw"}}
-        if fill.get("source"):
-            mounts[fill["source"]] = {"bind": SOURCE_MOUNT, "mode": "ro"}
+        labels = {
+            **(self.args.get("labels") or {}),
+            LABEL_DEV: "true",
+            LABEL_KIND: "fill",
+            **fill.get("labels", {}),
+        }
         container = None
         try:
-            with translated("run fill container for volume", volume):
+            with translated("create fill container for volume", volume):
                 # A helper left by a crashed earlier fill would block the name.
                 stale = find_container(client, helper)
                 if stale is not None:
                     stale.remove(force=True)
-                container = client.containers.run(
-                    fill["image"],
-                    command=fill.get("command"),
-                    name=helper,
-                    detach=True,
-                    labels=labels,
-                    volumes=mounts,
-                    network_disabled=True,
-                )
-                timeout = fill.get("timeout", DEFAULT_FILL_TIMEOUT)
                 try:
-                    status = container.wait(timeout=timeout)
-                except requests.exceptions.ConnectionError as error:
+                    container = client.containers.create(
+                        fill["image"],
+                        command=fill.get("command"),
+                        name=helper,
+                        labels=labels,
+                        volumes={volume: {"bind": fill["target"], "mode": "rw"}},
+                        network_disabled=True,
+                    )
+                except docker.errors.ImageNotFound as error:
                     raise StepFailed(
-                        f"filling volume {volume} from {fill['image']} timed out "
-                        f"after {timeout}s",
+                        f"filling volume {volume}: image {fill['image']} not found "
+                        f"on the engine; pull it first (a pull step before this one)",
                         resource=volume,
                     ) from error
-            code = status.get("StatusCode", -1)
-            if code != 0:
-                raise StepFailed(
-                    f"filling volume {volume}: {fill['image']} exited with code "
-                    f"{code}; last log lines:\n{log_tail(container)}",
-                    resource=volume,
-                )
-        except StepFailed:
+            if fill.get("source"):
+                self._copy_folder(container, volume, fill)
+            else:
+                self._run_once(container, volume, fill)
+        except BaseException:
             self._discard(context, container, volume)
             raise
         self._discard(context, container, None)
+
+    def _copy_folder(self, container, volume: str, fill: dict) -> None:
+        """Copy `fill.source` into the volume through the stopped helper."""
+        source = fill["source"]
+        archive = folders.pack(source, fill.get("within") or "/")
+        with archive, translated("copy folder into volume", volume):
+            container.put_archive(fill["target"], archive)
+
+    def _run_once(self, container, volume: str, fill: dict) -> None:
+        """Start the helper and fail unless it exits with code 0 in time."""
+        timeout = fill.get("timeout", DEFAULT_FILL_TIMEOUT)
+        with translated("run fill container for volume", volume):
+            container.start()
+            try:
+                status = container.wait(timeout=timeout)
+            except requests.exceptions.ConnectionError as error:
+                raise StepFailed(
+                    f"filling volume {volume} from {fill['image']} timed out "
+                    f"after {timeout}s",
+                    resource=volume,
+                ) from error
+        code = status.get("StatusCode", -1)
+        if code != 0:
+            raise StepFailed(
+                f"filling volume {volume}: {fill['image']} exited with code "
+                f"{code}; last log lines:\n{log_tail(container)}",
+                resource=volume,
+            )
 
     def _discard(self, context: Context, container, volume: str | None) -> None:
         try:
