@@ -212,3 +212,20 @@ def test_proxy_oversize_response_rejected(
     )
     assert response.status_code == 200
     assert len(response.content) == 2 * limit
+
+
+def test_proxy_trickled_response_times_out(
+    server, cleanup, fixture_images, docker_client
+):
+    resolver_id = warm_fault_resolver(server, cleanup, fixture_images, "fault-trickle")
+    client = bounded_client(server, docker_client, proxy_timeout=3.0)
+    started = time.monotonic()
+    response = client.simulate_post(
+        f"/proxy/resolver/{resolver_id}/api/resolve", json={"files": []}
+    )
+    elapsed = time.monotonic() - started
+
+    assert response.status_code == 502, response.text
+    assert "timed out after 3s while reading the response" in response.json["detail"]
+    # The body takes 60 s to arrive; the deadline covers the whole of it.
+    assert elapsed < 8

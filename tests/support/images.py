@@ -73,6 +73,7 @@ FIXTURE_IMAGES = (
     FixtureImage("fault-wrong-path", "fault", build_args={"MODE": "wrong-path"}),
     FixtureImage("fault-slow", "fault", build_args={"MODE": "slow"}),
     FixtureImage("fault-big", "fault", build_args={"MODE": "big"}),
+    FixtureImage("fault-trickle", "fault", build_args={"MODE": "trickle"}),
 )
 FIXTURE_NAMES = tuple(fixture.name for fixture in FIXTURE_IMAGES)
 

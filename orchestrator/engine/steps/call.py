@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 import requests
+import urllib3
 
 from ...errors import StepFailed
 from ..context import Context, http
@@ -99,6 +100,30 @@ def send(
     return response
 
 
+def read_some(
+    response: requests.Response, seconds: float, container: str
+) -> bytes | None:
+    """Read what has arrived of the body, waiting at most `seconds` for any of it.
+
+    Return None when nothing arrived in time and b"" at the end of the body.
+    Reading whatever has arrived, rather than a fixed amount, lets the caller
+    enforce its deadline on a body that trickles in a byte at a time.
+    """
+    connection = getattr(response.raw, "connection", None)
+    sock = getattr(connection, "sock", None)
+    if sock is not None:
+        sock.settimeout(max(0.01, seconds))
+    try:
+        return response.raw.read1(64 * 1024, decode_content=True)
+    except (TimeoutError, urllib3.exceptions.ReadTimeoutError):
+        return None
+    except urllib3.exceptions.HTTPError as error:
+        raise StepFailed(
+            f"reading the response of container {container} failed: {error}",
+            resource=container,
+        ) from error
+
+
 def problem_messages(response: requests.Response) -> list[str]:
     """Return the messages of a problem+json response (the merger's errors), if any."""
     if "json" not in response.headers.get("Content-Type", ""):
@@ -166,14 +191,20 @@ class Call(Step):
         response = send(context, self.args, method, path, None, timeout, True, raw)
         with response:
             body = bytearray()
-            for chunk in response.iter_content(64 * 1024):
-                body += chunk
-                if time.monotonic() > deadline:
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
                     raise StepFailed(
                         f"{method} {path} on container {self.resource()} timed out "
                         f"after {timeout:g}s while reading the response",
                         resource=self.resource(),
                     )
+                chunk = read_some(response, remaining, self.resource())
+                if chunk is None:
+                    continue
+                if not chunk:
+                    break
+                body += chunk
                 if len(body) > limit:
                     raise StepFailed(
                         f"container {self.resource()} responded to {path} with more "
