@@ -45,6 +45,10 @@ def test_cleanup_removes_everything(
     session_id, merger_id = new_session(), new_id()
     warm_and_start(server, cleanup, template, session_id, merger_id)
     image = labelled_image(docker_client, local_fixture_images["blob"])
+    # An image with two tags must go entirely, not only lose its first tag.
+    second_tag = image + "-second"
+    repository, tag = second_tag.rsplit(":", 1)
+    docker_client.images.get(image).tag(repository, tag)
     before = labelled(docker_client)
     assert before["containers"]
     assert before["volumes"]
@@ -56,6 +60,7 @@ def test_cleanup_removes_everything(
     assert sorted(body["containers_removed"]) == sorted(before["containers"])
     assert sorted(body["volumes_removed"]) == sorted(before["volumes"])
     assert image in body["images_removed"]
+    assert second_tag in body["images_removed"]
     assert body["containers_count"] == len(body["containers_removed"])
     assert body["volumes_count"] == len(body["volumes_removed"])
     assert body["images_count"] == len(body["images_removed"])

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 
 import docker.errors
+from docker.models.networks import Network as DockerNetwork
 
+from ...errors import StepFailed
 from ..context import Context
 from ..dockerapi import translated
 from .base import Change, Outcome, Step
@@ -26,7 +28,7 @@ class Network(Step):
         name = self.resource()
         client = context.client
         with context.locks("network:" + name), translated("create network", name):
-            if client.networks.list(names=[name]):
+            if self._existing(context) is not None:
                 return Outcome(False, f"network {name} already exists")
             try:
                 client.networks.create(
@@ -34,15 +36,35 @@ class Network(Step):
                 )
             except docker.errors.APIError as error:
                 # Another executor process created it between the two calls.
-                if error.status_code == 409 and client.networks.list(names=[name]):
+                if error.status_code == 409 and self._existing(context) is not None:
                     return Outcome(False, f"network {name} already exists")
                 raise
         log.info("created network %s", name, extra={"step": self.name, "network": name})
         return Outcome(True, f"created network {name}")
 
+    def _existing(self, context: Context) -> DockerNetwork | None:
+        """Return the network of exactly this name; fail unless it is a bridge."""
+        name = self.resource()
+        # The engine's name filter also matches other names that contain this one.
+        found = [
+            network
+            for network in context.client.networks.list(names=[name])
+            if network.name == name
+        ]
+        if not found:
+            return None
+        driver = found[0].attrs.get("Driver")
+        if driver != "bridge":
+            raise StepFailed(
+                f"network {name} exists with driver {driver!r}, but containers need a "
+                f"bridge network; choose another name (--network)",
+                resource=name,
+            )
+        return found[0]
+
     def check(self, context: Context) -> Change:
         name = self.resource()
         with translated("inspect network", name):
-            if context.client.networks.list(names=[name]):
+            if self._existing(context) is not None:
                 return Change("nothing", f"network {name} exists")
         return Change("create", f"would create bridge network {name}")

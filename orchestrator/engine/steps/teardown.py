@@ -46,7 +46,7 @@ class Teardown(Step):
         return {"container": client.containers, "volume": client.volumes}.get(kind)
 
     def _targets(self, context: Context) -> dict[str, list[str]]:
-        """List the names (image ids for images) the step would remove, by kind."""
+        """List the names (tags, or ids of untagged images) to remove, by kind."""
         client = context.client
         selector = self.args.get("selector") or {}
         filters = {"label": [f"{key}={value}" for key, value in selector.items()]}
@@ -64,7 +64,8 @@ class Teardown(Step):
                         targets["volume"].add(volume.name)
                 if self.args.get("remove_images"):
                     for image in client.images.list(filters=filters):
-                        targets["image"].add(image.tags[0] if image.tags else image.id)
+                        # Each tag is removed: the image goes with its last one.
+                        targets["image"].update(image.tags or [image.id])
         return {kind: sorted(names) for kind, names in targets.items()}
 
     def check(self, context: Context) -> Change:
