@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 from typing import Any, TextIO
@@ -17,21 +18,32 @@ from .planning import PLAN_KINDS, load
 CLI_PLAN_KINDS = tuple(kind for kind in PLAN_KINDS if kind != "proxy")
 NO_REQUEST = ("delete", "setup", "cleanup")
 
-# Exit statuses: a failed step, and input that is not valid.
+# Exit statuses: a failed step, input that is not valid, and an interrupt
+# (128 + SIGINT, as shells report it).
 EXIT_FAILED = 1
 EXIT_INVALID = 2
+EXIT_INTERRUPTED = 130
+
+
+def display_name(path: str) -> str:
+    """Name a file in messages; `-` is standard input."""
+    return "<stdin>" if path == "-" else path
 
 
 def read_text(path: str) -> str:
-    if path == "-":
-        return sys.stdin.read()
     try:
-        return Path(path).read_text(encoding="utf-8")
+        data = sys.stdin.buffer.read() if path == "-" else Path(path).read_bytes()
     except OSError as error:
         raise PlanInvalid(f"cannot read {path}: {error.strerror}") from error
+    try:
+        return data.decode("utf-8")
     except UnicodeDecodeError as error:
+        before = data[: error.start]
+        line = before.count(b"\n") + 1
+        column = error.start - (before.rfind(b"\n") + 1) + 1
         raise PlanInvalid(
-            f"{path}: not UTF-8 text (byte {error.start}); save the plan as UTF-8"
+            f"{display_name(path)}:{line}:{column}: not UTF-8 text (byte "
+            f"0x{data[error.start]:02x}); save the file as UTF-8"
         ) from error
 
 
@@ -80,12 +92,12 @@ def validate_command(arguments: argparse.Namespace, settings: Settings) -> int:
     status = 0
     for path in arguments.plans:
         try:
-            load(read_text(path), path)
+            load(read_text(path), display_name(path))
         except PlanInvalid as error:
             report_errors(error, sys.stderr)
             status = EXIT_INVALID
             continue
-        print(f"{path}: valid")
+        print(f"{display_name(path)}: valid")
     return status
 
 
@@ -119,33 +131,58 @@ def save_archives(report, output: str | None) -> None:
 def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
     """Apply a hand-written plan, reporting each step as it finishes."""
     from .engine import Engine
+    from .engine.engine import CHANGING_ACTIONS
     from .service import docker_client
 
     try:
-        plan = load(read_text(arguments.plan), arguments.plan)
+        plan = load(read_text(arguments.plan), display_name(arguments.plan))
     except PlanInvalid as error:
         report_errors(error, sys.stderr)
+        return EXIT_INVALID
+    if arguments.output and not writable_folder(arguments.output):
+        print(
+            f"error: cannot write --output {arguments.output}: its folder does not "
+            f"exist or is not writable; create it or pick another path",
+            file=sys.stderr,
+        )
         return EXIT_INVALID
     engine = Engine(docker_client(settings), settings)
     if arguments.check:
         changes = engine.check(plan)
         for change in changes:
             print(f"{change['action']:<8} {change['name']:<24} {change['detail']}")
-        count = sum(
-            1
-            for change in changes
-            if change["action"] in ("create", "pull", "start", "remove")
+        count = sum(1 for change in changes if change["action"] in CHANGING_ACTIONS)
+        failures = sum(1 for change in changes if change["action"] == "fail")
+        print(
+            f"check: {count} of {len(changes)} steps would change something, "
+            f"{failures} would fail"
         )
-        print(f"check: {count} of {len(changes)} steps would change something")
-        return 0
+        return EXIT_FAILED if failures else 0
     report = engine.apply(plan, listener=print_result)
-    save_archives(report, arguments.output)
+    if not report.interrupted:
+        save_archives(report, arguments.output)
     counts = report.counts()
     print(
         f"recap: ok={counts['ok']} changed={counts['changed']} "
         f"failed={counts['failed']} skipped={counts['skipped']}"
     )
+    if report.interrupted:
+        close_archives(report)
+        print("interrupted: the steps after the interrupted one did not run")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else 0
+
+
+def writable_folder(path: str) -> bool:
+    folder = os.path.dirname(os.path.abspath(path))
+    return os.path.isdir(folder) and os.access(folder, os.W_OK)
+
+
+def close_archives(report) -> None:
+    """Close the archive streams of a plan that will not be read."""
+    for result in report.results:
+        if result.kind == "archive" and result.output:
+            result.output["response"].close()
 
 
 def maintenance_command(arguments: argparse.Namespace, settings: Settings) -> int:

@@ -61,9 +61,45 @@ def http() -> requests.Session:
     return session
 
 
+class Expectations:
+    """Resources that earlier steps would create or remove, tracked in check mode.
+
+    Check mode changes nothing, so a step that uses what an earlier step would
+    create (a volume, a started container) asks here before it asks Docker.
+    """
+
+    def __init__(self) -> None:
+        # (kind, name) -> labels of a resource that would exist, or None for one
+        # that would be removed.
+        self._state: dict[tuple[str, str], dict[str, str] | None] = {}
+
+    def known(self, kind: str, name: str) -> bool | None:
+        """Return whether the resource would exist, or None when no step touched it."""
+        if (kind, name) not in self._state:
+            return None
+        return self._state[(kind, name)] is not None
+
+    def create(self, kind: str, name: str, labels: dict[str, str] | None) -> None:
+        self._state[(kind, name)] = dict(labels or {})
+
+    def remove(self, kind: str, name: str) -> None:
+        self._state[(kind, name)] = None
+
+    def labelled(self, kind: str, selector: dict[str, str]) -> list[str]:
+        """List the resources that would exist and carry every label of `selector`."""
+        return [
+            name
+            for (found_kind, name), labels in self._state.items()
+            if found_kind == kind
+            and labels is not None
+            and all(labels.get(key) == value for key, value in selector.items())
+        ]
+
+
 @dataclass
 class Context:
     client: docker.DockerClient
     settings: Settings
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     outputs: dict[str, Any] = field(default_factory=dict)
+    expectations: Expectations = field(default_factory=Expectations)

@@ -10,6 +10,7 @@ import docker.errors
 from docker.models.containers import Container
 
 from ..errors import StepFailed
+from .context import Context
 
 
 def explain(error: Exception) -> str:
@@ -72,3 +73,28 @@ def log_tail(container: Container, lines: int = 20) -> str:
     except docker.errors.DockerException:
         return "(logs unavailable)"
     return raw.decode("utf-8", errors="replace").strip() or "(no output)"
+
+
+def exists(context: Context, kind: str, name: str) -> bool:
+    """Tell whether a resource would exist at this point of a plan in check mode.
+
+    What an earlier step would create or remove counts first, then the engine.
+    A container counts only while it runs.
+    """
+    expected = context.expectations.known(kind, name)
+    if expected is not None:
+        return expected
+    client = context.client
+    with translated(f"inspect {kind}", name):
+        try:
+            if kind == "container":
+                return client.containers.get(name).status == "running"
+            if kind == "volume":
+                client.volumes.get(name)
+            elif kind == "image":
+                client.images.get(name)
+            elif kind == "network":
+                return any(n.name == name for n in client.networks.list(names=[name]))
+            return True
+        except docker.errors.NotFound:
+            return False

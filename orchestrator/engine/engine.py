@@ -6,7 +6,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import docker
@@ -22,6 +22,9 @@ from .steps import STEP_KINDS
 log = logging.getLogger(__name__)
 
 Listener = Callable[[StepResult], None]
+
+# Check-mode actions that change Docker state; `call`, `nothing` and `fail` do not.
+CHANGING_ACTIONS = ("create", "pull", "start", "remove")
 
 
 class Engine:
@@ -50,10 +53,30 @@ class Engine:
 
         items = plan.get("steps", [])
         for position, item in enumerate(items):
-            if "parallel" in item:
-                self._apply_group(context, item, record)
-            else:
-                record(self._apply_step(context, item))
+            try:
+                if "parallel" in item:
+                    self._apply_group(context, item, record)
+                else:
+                    record(self._apply_step(context, item))
+            except KeyboardInterrupt:
+                # The step in progress has removed what it half made; what is
+                # left is reported and on_failure runs as after any failure.
+                report.interrupted = True
+                log.error("%s interrupted", item["name"], extra={"step": item["name"]})
+                done = {result.name for result in report.results}
+                for step in flatten([item]):
+                    if step["name"] not in done:
+                        failure = StepFailed("interrupted", step=step["name"])
+                        record(
+                            StepResult(
+                                step["name"],
+                                step["kind"],
+                                FAILED,
+                                0.0,
+                                "interrupted",
+                                error=failure,
+                            )
+                        )
             if report.failed:
                 for step in flatten(items[position + 1 :]):
                     skipped = "an earlier step failed"
@@ -69,8 +92,9 @@ class Engine:
     def check(self, plan: dict[str, Any]) -> list[dict[str, str]]:
         """List, step by step, what applying `plan` would change; change nothing.
 
-        Steps are checked one by one, groups included, and references to
-        outputs that only applying would produce are shown as written.
+        Steps are checked one by one, groups included, each against the engine
+        as the steps before it would leave it. References to outputs that only
+        applying would produce are shown as written.
         """
         context = Context(self.client, self.settings, self.locks)
         changes = []
@@ -81,7 +105,7 @@ class Engine:
                 change = instance.check(context)
                 action, detail = change.action, change.detail
             except StepFailed as error:
-                action, detail = "unknown", f"cannot check: {error.message}"
+                action, detail = "fail", f"would fail: {error.message}"
             changes.append(
                 {
                     "name": name,
@@ -105,7 +129,8 @@ class Engine:
                 )
                 for step in steps
             ]
-            for future in futures:
+            # Reported as each finishes, so a live report follows the work.
+            for future in as_completed(futures):
                 record(future.result())
 
     def _apply_step(self, context: Context, raw: dict[str, Any]) -> StepResult:

@@ -39,6 +39,8 @@ class Report:
 
     plan: str
     results: list[StepResult] = field(default_factory=list)
+    # True when the apply was cut short by an interrupt (Ctrl-C).
+    interrupted: bool = False
 
     @property
     def failures(self) -> list[StepResult]:

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
+import time
+import uuid
 from pathlib import Path
 
 import docker.errors
@@ -104,6 +107,25 @@ def test_check_lists_changes_on_clean_engine(plan_images, docker_client):
     assert labelled(docker_client, "plans-two") == []
 
 
+def test_check_exits_1_when_a_step_would_fail(plan_images, tmp_path):
+    plan = tmp_path / "missing-volume.yaml"
+    plan.write_text(
+        "name: missing-volume\n"
+        "steps:\n"
+        "  - name: needs-volume\n"
+        "    kind: volume\n"
+        "    volume: cyanprint-plans-never-made\n"
+        "    must_exist: true\n"
+        "    hint: warm the session first\n"
+    )
+    result = cli("apply", str(plan), "--check")
+
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert result.stdout.startswith("fail     needs-volume")
+    assert "warm the session first" in result.stdout
+    assert "1 would fail" in result.stdout
+
+
 def test_failing_plan_cleans_up(plan_images, docker_client):
     result = cli("apply", str(PLANS / "fails-halfway.yaml"))
     assert result.returncode == 1, result.stdout + result.stderr
@@ -132,3 +154,76 @@ def test_valid_plans_validate():
     result = cli("validate", *[str(PLANS / name) for name in names])
     assert result.returncode == 0, result.stderr
     assert result.stdout.count(": valid") == 3
+
+
+def wait_for_container(client, name: str, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        found = client.containers.list(filters={"name": name})
+        if any(container.status == "running" for container in found):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"container {name} did not start within {seconds} s")
+
+
+@pytest.mark.parametrize("interrupted", ["fill", "run"])
+def test_interrupted_apply_leaves_nothing(
+    plan_images, docker_client, local_fixture_images, tmp_path, interrupted
+):
+    session = "plans-int-" + uuid.uuid4().hex[:6]
+    labels = f"{{cyanprint.session: {session}}}"
+    steps = {
+        "fill": (
+            f"  - name: slow-fill\n"
+            f"    kind: volume\n"
+            f"    volume: {session}-volume\n"
+            f"    labels: {labels}\n"
+            f"    fill:\n"
+            f"      image: {local_fixture_images['blob']}\n"
+            f"      command: [/bin/busybox, sleep, '60']\n"
+            f"      target: /data\n"
+            f"      container: {session}-helper\n"
+        ),
+        "run": (
+            f"  - name: never-ready\n"
+            f"    kind: run\n"
+            f"    container: {session}-helper\n"
+            f"    image: {local_fixture_images['fault-never-ready']}\n"
+            f"    network: {NETWORK}\n"
+            f"    port: 5551\n"
+            f"    labels: {labels}\n"
+        ),
+    }
+    plan = tmp_path / "interrupted.yaml"
+    plan.write_text(
+        f"name: interrupted\n"
+        f"steps:\n"
+        f"  - {{name: network, kind: network, network: {NETWORK}}}\n"
+        f"{steps[interrupted]}"
+        f"  - {{name: never-reached, kind: network, network: {NETWORK}}}\n"
+        f"on_failure:\n"
+        f"  - name: clean-up\n"
+        f"    kind: teardown\n"
+        f"    selector: {labels}\n"
+        f"    remove_volumes: true\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_container(docker_client, f"{session}-helper")
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+
+    assert process.returncode == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "interrupted" in stdout
+    assert "skipped  never-reached" in stdout
+    assert labelled(docker_client, session) == []
+    assert docker_client.containers.list(all=True, filters={"name": session}) == []
+    assert docker_client.volumes.list(filters={"name": session}) == []

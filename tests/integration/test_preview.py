@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 import yaml
+
+from orchestrator.engine import Engine
+from orchestrator.planning import check
 
 from .conftest import make_template, new_id, new_session
 from .helpers import TEMPLATE_GLOBS, build_body, start_body
@@ -84,7 +89,7 @@ def test_check_lists_changes_then_nothing(
     steps = {step["name"]: step for step in checked.json()["steps"]}
     assert steps["session-volume"]["action"] == "create"
     assert steps["template-volume"]["action"] == "create"
-    assert "fill it from" in steps["template-volume"]["detail"]
+    assert "filled by running" in steps["template-volume"]["detail"]
     assert checked.json()["changes"] >= 2
     assert engine_state(docker_client) == before
 
@@ -105,3 +110,87 @@ def test_check_lists_changes_then_nothing(
     assert docker_client.containers.list(
         filters={"label": f"cyanprint.session={session_id}"}
     )
+
+
+def test_check_build_of_unstarted_session_fails(server, fixture_images):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    server.catalog.add(template)
+    processors = [{"name": "cyan/render", "config": {}, "files": []}]
+    body = build_body(template.body, new_id(), processors, [])
+
+    checked = server.post(f"/executor/{new_session()}?check=true", body)
+
+    assert checked.status_code == 200, checked.text
+    answer = checked.json()
+    actions = {step["name"]: step["action"] for step in answer["steps"]}
+    assert actions == {"process-1": "fail", "merge": "fail", "archive": "fail"}
+    assert answer["failures"] == 3
+    assert "no earlier step starts it" in answer["steps"][0]["detail"]
+
+
+def test_check_follows_earlier_steps(server, docker_client, local_fixture_images):
+    prefix = "cyanprint-check-" + uuid.uuid4().hex[:8]
+    labels = {"cyanprint.session": prefix}
+    run = {
+        "kind": "run",
+        "image": local_fixture_images["processor"],
+        "network": server.network,
+        "port": 5551,
+        "labels": labels,
+    }
+    plan = {
+        "name": "check",
+        "steps": [
+            {"name": "volume", "kind": "volume", "volume": prefix, "labels": labels},
+            {
+                **run,
+                "name": "mounted",
+                "container": prefix + "-a",
+                "mounts": [{"volume": prefix, "target": "/data"}],
+            },
+            {
+                **run,
+                "name": "typo",
+                "container": prefix + "-b",
+                "mounts": [{"volume": prefix + "-typo", "target": "/data"}],
+            },
+            {
+                "name": "call",
+                "kind": "call",
+                "container": prefix + "-a",
+                "port": 5551,
+                "path": "/",
+            },
+            {
+                "name": "teardown",
+                "kind": "teardown",
+                "selector": labels,
+                "remove_volumes": True,
+            },
+            {
+                "name": "late-call",
+                "kind": "call",
+                "container": prefix + "-a",
+                "port": 5551,
+                "path": "/",
+            },
+        ],
+    }
+    check(plan)
+    before = engine_state(docker_client)
+
+    changes = Engine(docker_client, server.executor.settings).check(plan)
+
+    actions = {change["name"]: change["action"] for change in changes}
+    assert actions == {
+        "volume": "create",
+        "mounted": "start",
+        "typo": "fail",
+        "call": "call",
+        "teardown": "remove",
+        "late-call": "fail",
+    }
+    teardown = next(c for c in changes if c["name"] == "teardown")
+    assert prefix + "-a" in teardown["detail"]
+    assert prefix in teardown["detail"]
+    assert engine_state(docker_client) == before

@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...names import PORTS
 from ..context import Context
 from .base import Change, Outcome, Step
-from .call import send
+from .call import check_call, send
 
 CHUNK_SIZE = 256 * 1024
 
@@ -40,4 +40,4 @@ class Archive(Step):
         )
 
     def check(self, context: Context) -> Change:
-        return Change("call", f"would {self.describe()} (not sent in check mode)")
+        return check_call(context, self.resource(), self.describe())

@@ -21,7 +21,8 @@ class Outcome:
 class Change:
     """Change a step would make, found by reading the live engine.
 
-    `action` is one of: create, pull, start, remove, call, nothing.
+    `action` is one of: create, pull, start, remove, call, nothing, and fail
+    for a step that would fail when applied.
     """
 
     action: str

@@ -11,7 +11,7 @@ import urllib3
 
 from ...errors import StepFailed
 from ..context import Context, http
-from ..dockerapi import container_address, find_container, translated
+from ..dockerapi import container_address, exists, find_container, translated
 from .base import Change, Outcome, Step
 
 # How much of an unexpected response body an error message quotes.
@@ -220,4 +220,15 @@ class Call(Step):
         return Outcome(False, message, output)
 
     def check(self, context: Context) -> Change:
-        return Change("call", f"would {self.describe()} (not sent in check mode)")
+        return check_call(context, self.resource(), self.describe())
+
+
+def check_call(context: Context, container: str, description: str) -> Change:
+    """Say whether a request to `container` could be sent at this point of a plan."""
+    if not exists(context, "container", container):
+        return Change(
+            "fail",
+            f"would fail: container {container} is not running and no earlier "
+            f"step starts it",
+        )
+    return Change("call", f"would {description} (not sent in check mode)")

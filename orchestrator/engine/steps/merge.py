@@ -5,7 +5,7 @@ from __future__ import annotations
 from ...names import PORTS
 from ..context import Context
 from .base import Change, Outcome, Step
-from .call import json_answer, send
+from .call import check_call, json_answer, send
 
 
 class Merge(Step):
@@ -41,4 +41,4 @@ class Merge(Step):
         )
 
     def check(self, context: Context) -> Change:
-        return Change("call", f"would {self.describe()} (not sent in check mode)")
+        return check_call(context, self.resource(), self.describe())

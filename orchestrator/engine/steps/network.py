@@ -64,7 +64,10 @@ class Network(Step):
 
     def check(self, context: Context) -> Change:
         name = self.resource()
+        if context.expectations.known("network", name):
+            return Change("nothing", f"network {name} would exist")
         with translated("inspect network", name):
             if self._existing(context) is not None:
                 return Change("nothing", f"network {name} exists")
+        context.expectations.create("network", name, self.args.get("labels"))
         return Change("create", f"would create bridge network {name}")

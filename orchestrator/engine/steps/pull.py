@@ -10,7 +10,7 @@ import requests
 
 from ...errors import StepFailed
 from ..context import Context
-from ..dockerapi import explain, translated
+from ..dockerapi import exists, explain, translated
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
@@ -116,9 +116,7 @@ class Pull(Step):
 
     def check(self, context: Context) -> Change:
         image = self.resource()
-        with translated("inspect image", image):
-            try:
-                context.client.images.get(image)
-                return Change("nothing", f"image {image} is present")
-            except docker.errors.ImageNotFound:
-                return Change("pull", f"would pull {image}")
+        if exists(context, "image", image):
+            return Change("nothing", f"image {image} is present")
+        context.expectations.create("image", image, None)
+        return Change("pull", f"would pull {image}")

@@ -11,7 +11,13 @@ from docker.models.containers import Container
 
 from ...errors import StepFailed
 from ..context import Context, http
-from ..dockerapi import container_address, find_container, log_tail, translated
+from ..dockerapi import (
+    container_address,
+    exists,
+    find_container,
+    log_tail,
+    translated,
+)
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
@@ -75,8 +81,17 @@ class Run(Step):
 
     def check(self, context: Context) -> Change:
         name = self.resource()
-        with translated("inspect container", name):
-            existing = find_container(context.client, name)
+        missing = self._missing_dependency(context)
+        if missing:
+            return Change("fail", f"would fail: {missing}")
+        known = context.expectations.known("container", name)
+        if known:
+            return Change("nothing", f"container {name} would be running")
+        existing = None
+        if known is None:
+            with translated("inspect container", name):
+                existing = find_container(context.client, name)
+        context.expectations.create("container", name, self.args.get("labels"))
         if existing is None:
             return Change("start", f"would create and start {name}")
         problem = self._stale_reason(existing)
@@ -85,6 +100,21 @@ class Run(Step):
                 "remove", f"would remove {name} ({problem}) and start it anew"
             )
         return Change("nothing", f"container {name} is running")
+
+    def _missing_dependency(self, context: Context) -> str:
+        """Name a network, image or volume the container needs that would be missing."""
+        network, image = self.args["network"], self.args["image"]
+        if not exists(context, "network", network):
+            return f"network {network} not found, and no earlier step creates it"
+        if not exists(context, "image", image):
+            return f"image {image} not found, and no earlier step pulls it"
+        for mount in self.args.get("mounts", []):
+            if not exists(context, "volume", mount["volume"]):
+                return (
+                    f"volume {mount['volume']} to mount at {mount['target']} not "
+                    f"found, and no earlier step creates it"
+                )
+        return ""
 
     def _stale_reason(self, existing: Container) -> str:
         """Say why an existing container cannot be kept, or return ''."""

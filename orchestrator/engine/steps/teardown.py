@@ -70,12 +70,20 @@ class Teardown(Step):
 
     def check(self, context: Context) -> Change:
         targets = self._targets(context)
-        found = [
-            name
-            for kind in KINDS
-            for name in targets[kind]
-            if self._exists(context, kind, name)
-        ]
+        selector = self.args.get("selector") or {}
+        expectations = context.expectations
+        if selector:
+            # Resources that earlier steps would create, with matching labels.
+            targets["container"] += expectations.labelled("container", selector)
+            if self.args.get("remove_volumes"):
+                targets["volume"] += expectations.labelled("volume", selector)
+        found = []
+        for kind in KINDS:
+            for name in sorted(set(targets[kind])):
+                known = expectations.known(kind, name)
+                if known or (known is None and self._exists(context, kind, name)):
+                    found.append(name)
+                    expectations.remove(kind, name)
         if not found:
             return Change("nothing", "nothing to remove")
         return Change("remove", "would remove " + ", ".join(found))

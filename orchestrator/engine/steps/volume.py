@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import uuid
 
 import docker.errors
@@ -12,7 +13,7 @@ from ...errors import StepFailed
 from ...names import LABEL_DEV, LABEL_KIND
 from .. import folders
 from ..context import Context
-from ..dockerapi import explain, find_container, log_tail, translated
+from ..dockerapi import exists, explain, find_container, log_tail, translated
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
@@ -151,14 +152,19 @@ class Volume(Step):
 
     def check(self, context: Context) -> Change:
         name = self.resource()
-        with translated("inspect volume", name):
-            try:
-                context.client.volumes.get(name)
-                return Change("nothing", f"volume {name} exists")
-            except docker.errors.NotFound:
-                pass
+        if exists(context, "volume", name):
+            return Change("nothing", f"volume {name} exists")
         if self.args.get("must_exist"):
-            return Change("nothing", f"would fail: {self._missing_message()}")
+            return Change("fail", f"would fail: {self._missing_message()}")
         fill = self.args.get("fill")
-        suffix = f" and fill it from {fill['image']}" if fill else ""
-        return Change("create", f"would create volume {name}{suffix}")
+        if fill and not exists(context, "image", fill["image"]):
+            return Change(
+                "fail",
+                f"would fail: image {fill['image']} to fill volume {name} not found "
+                f"on the engine, and no earlier step pulls it",
+            )
+        if fill and fill.get("source"):
+            # Opening the folder checks it as the copy would, and reads nothing.
+            os.close(folders.open_inside(fill["source"], fill.get("within") or "/"))
+        context.expectations.create("volume", name, self.args.get("labels"))
+        return Change("create", f"would create volume {name}{self._fill_suffix()}")
