@@ -164,11 +164,13 @@ def locate(root: yaml.Node | None, path: tuple) -> str:
 
 
 def rule_violations(plan: dict[str, Any]) -> list[tuple[tuple, str]]:
-    """Check unique step names and that references point at earlier steps."""
-    from .engine.references import find
+    """Check unique step names and that references point at outputs of earlier steps."""
+    from .engine.references import find_keys
+    from .engine.steps import STEP_KINDS
 
     problems: list[tuple[tuple, str]] = []
     seen: set[str] = set()
+    kinds: dict[str, str] = {}
 
     def visit(step: dict[str, Any], earlier: set[str], path: tuple) -> None:
         name = step["name"]
@@ -176,7 +178,9 @@ def rule_violations(plan: dict[str, Any]) -> list[tuple[tuple, str]]:
             message = f"duplicate step name {name!r}; step names must be unique"
             problems.append(((*path, "name"), message))
         seen.add(name)
-        for target in find({k: v for k, v in step.items() if k != "steps"}):
+        kinds[name] = step.get("kind", "group")
+        arguments = {k: v for k, v in step.items() if k != "steps"}
+        for target, key in find_keys(arguments):
             if target not in earlier:
                 problems.append(
                     (
@@ -185,6 +189,10 @@ def rule_violations(plan: dict[str, Any]) -> list[tuple[tuple, str]]:
                         f"step is named {target!r}",
                     )
                 )
+                continue
+            problem = output_problem(target, kinds[target], key, STEP_KINDS)
+            if problem:
+                problems.append((path, f"step {name!r} refers to {problem}"))
 
     for index, item in enumerate(plan.get("steps", [])):
         done = set(seen)
@@ -199,6 +207,22 @@ def rule_violations(plan: dict[str, Any]) -> list[tuple[tuple, str]]:
     for index, step in enumerate(plan.get("on_failure", [])):
         visit(step, finished, ("on_failure", index))
     return problems
+
+
+def output_problem(target: str, kind: str, key: str, step_kinds: dict) -> str:
+    """Say why `${target.key}` names no output of a `kind` step, or return ''."""
+    reference = f"${{{target}{'.' + key if key else ''}}}"
+    if kind == "group":
+        return f"{reference}, but {target!r} is a group; refer to one of its steps"
+    outputs = step_kinds[kind].outputs
+    if outputs == ():
+        return f"{reference}, but a {kind} step has no output"
+    if outputs is not None and key and key not in outputs:
+        return (
+            f"{reference}, but the output of a {kind} step has no {key!r}; "
+            f"it has {', '.join(outputs)}"
+        )
+    return ""
 
 
 def unique_images(*groups: list[str]) -> list[str]:

@@ -31,12 +31,21 @@ def escape(value: Any) -> Any:
 
 def find(value: Any) -> list[str]:
     """List the step names that `value` refers to, anywhere inside it."""
+    return [name for name, _ in find_keys(value)]
+
+
+def find_keys(value: Any) -> list[tuple[str, str]]:
+    """List (step name, first key or '') of every reference inside `value`."""
     if isinstance(value, str):
-        return [match.group(1) for match in TOKEN.finditer(value) if match.group(1)]
+        return [
+            (match.group(1), match.group(2).split(".")[1] if match.group(2) else "")
+            for match in TOKEN.finditer(value)
+            if match.group(1)
+        ]
     if isinstance(value, Mapping):
-        return [name for item in value.values() for name in find(item)]
+        return [found for item in value.values() for found in find_keys(item)]
     if isinstance(value, list):
-        return [name for item in value for name in find(item)]
+        return [found for item in value for found in find_keys(item)]
     return []
 
 

@@ -175,6 +175,73 @@ def test_reference_to_later_step_rejected():
     ]
 
 
+@pytest.mark.parametrize(
+    ("first", "reference", "expected"),
+    [
+        (
+            {
+                "kind": "run",
+                "container": "c",
+                "image": "i:1",
+                "network": "n",
+                "port": 1,
+            },
+            "${first.nokey}",
+            "the output of a run step has no 'nokey'; it has container, id, address",
+        ),
+        (
+            {"kind": "network", "network": "n"},
+            "${first.id}",
+            "a network step has no output",
+        ),
+        (
+            {
+                "parallel": 2,
+                "steps": [{"name": "inner", "kind": "network", "network": "n"}],
+            },
+            "${first.container}",
+            "'first' is a group; refer to one of its steps",
+        ),
+    ],
+)
+def test_reference_to_missing_output_rejected(first, reference, expected):
+    plan = {
+        "name": "x",
+        "steps": [
+            {"name": "first", **first},
+            {
+                "name": "use",
+                "kind": "call",
+                "container": "c",
+                "port": 1,
+                "path": "/",
+                "body": {"value": reference},
+            },
+        ],
+    }
+    problems = rule_violations(plan)
+    assert len(problems) == 1
+    assert problems[0][1] == f"step 'use' refers to {reference}, but {expected}"
+
+
+def test_reference_to_call_answer_accepts_any_key():
+    plan = {
+        "name": "x",
+        "steps": [
+            {"name": "ask", "kind": "call", "container": "c", "port": 1, "path": "/"},
+            {
+                "name": "use",
+                "kind": "call",
+                "container": "c",
+                "port": 1,
+                "path": "/",
+                "body": {"value": "${ask.anything.deeper}"},
+            },
+        ],
+    }
+    assert rule_violations(plan) == []
+
+
 def test_reference_within_group_rejected():
     plan = {
         "name": "x",

@@ -12,6 +12,7 @@ CHUNK_SIZE = 256 * 1024
 
 class Archive(Step):
     kind = "archive"
+    outputs = ("stream", "response")
 
     def resource(self) -> str:
         return self.args["container"]

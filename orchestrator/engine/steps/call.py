@@ -153,6 +153,7 @@ def json_answer(response: requests.Response, container: str, path: str) -> Any:
 
 class Call(Step):
     kind = "call"
+    outputs = None
 
     def resource(self) -> str:
         return self.args["container"]

@@ -10,6 +10,7 @@ from .call import check_call, json_answer, send
 
 class Merge(Step):
     kind = "merge"
+    outputs = ("directory", "files", "conflicts", "warnings")
 
     def resource(self) -> str:
         return self.args["container"]

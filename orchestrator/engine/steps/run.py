@@ -37,6 +37,7 @@ def anonymous(volume: str) -> bool:
 
 class Run(Step):
     kind = "run"
+    outputs = ("container", "id", "address")
 
     def resource(self) -> str:
         return self.args["container"]

@@ -21,6 +21,7 @@ KINDS = ("container", "volume", "image")
 
 class Teardown(Step):
     kind = "teardown"
+    outputs = ("containers", "volumes", "images", "errors")
 
     def resource(self) -> str:
         selector = self.args.get("selector") or {}
