@@ -50,7 +50,9 @@ def conflicting_processors(extra_second=None):
     ]
 
 
-def test_conflict_resolved_by_resolver(server, cleanup, fixture_images, docker_client):
+def test_conflict_resolved_by_resolver(
+    server, cleanup, fixture_images, docker_client, caplog
+):
     resolver_id = new_id()
     entry = resolver_entry(fixture_images, resolver_id, ["**/*.txt", "**/*.bin"])
     template = make_template(
@@ -80,6 +82,14 @@ def test_conflict_resolved_by_resolver(server, cleanup, fixture_images, docker_c
     assert files["plain.md"][0] == b"second"
     # Random bytes are not text: the last version is kept byte for byte.
     assert files["bin/file-00000.bin"][0] == random.Random(0).randbytes(64)
+    warnings = [
+        record.getMessage()
+        for record in caplog.records
+        if record.levelname == "WARNING" and record.name.endswith("steps.merge")
+    ]
+    assert len(warnings) == 1
+    assert "bin/file-00000.bin" in warnings[0]
+    assert "not UTF-8" in warnings[0]
 
 
 def test_several_matching_resolvers_fail(server, cleanup, fixture_images):

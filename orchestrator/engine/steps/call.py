@@ -209,7 +209,8 @@ class Call(Step):
                 if len(body) > limit:
                     raise StepFailed(
                         f"container {self.resource()} responded to {path} with more "
-                        f"than {limit} bytes; raise --proxy-max-bytes to allow it",
+                        f"than {limit} bytes, the step's max_bytes (the service sets "
+                        f"it from --proxy-max-bytes); raise it to allow more",
                         resource=self.resource(),
                     )
         output = {

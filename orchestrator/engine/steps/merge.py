@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import logging
+
 from ...names import PORTS
 from ..context import Context
 from .base import Change, Outcome, Step
 from .call import check_call, json_answer, send
+
+log = logging.getLogger(__name__)
 
 
 class Merge(Step):
@@ -33,11 +37,19 @@ class Merge(Step):
         timeout = self.args.get("timeout", context.settings.call_timeout)
         response = send(context, args, "POST", "/api/merge", body, timeout)
         answer = json_answer(response, self.resource(), "/api/merge")
+        warnings = answer.get("warnings") or []
+        for warning in warnings:
+            log.warning(
+                "merge in %s: %s",
+                self.resource(),
+                warning,
+                extra={"step": self.name, "container": self.resource()},
+            )
         return Outcome(
             False,
             f"merged {len(self.args['layers'])} folders into "
             f"{answer.get('directory')}: {answer.get('files', 0)} files, "
-            f"{len(answer.get('conflicts', []))} conflicts",
+            f"{len(answer.get('conflicts', []))} conflicts, {len(warnings)} warnings",
             answer,
         )
 
