@@ -71,10 +71,28 @@ def json_path(error: ValidationError) -> str:
     return format_path(tuple(error.absolute_path))
 
 
+def _required_alternatives(error: ValidationError) -> list[str] | None:
+    """Return the keys of a oneOf/anyOf whose every branch only requires keys."""
+    branches = error.validator_value
+    if error.validator not in ("oneOf", "anyOf") or not isinstance(branches, list):
+        return None
+    if not all(isinstance(b, dict) and set(b) == {"required"} for b in branches):
+        return None
+    return [key for branch in branches for key in branch["required"]]
+
+
+def _listed(keys: list[str], word: str) -> str:
+    quoted = [repr(key) for key in keys]
+    if len(quoted) < 2:
+        return "".join(quoted)
+    return f"{', '.join(quoted[:-1])} {word} {quoted[-1]}"
+
+
 def _leaf_errors(error: ValidationError) -> list[ValidationError]:
     # For oneOf/anyOf the top error only reads "is not valid under any of the
     # given schemas"; the alternative that matched best explains far more.
-    if error.context:
+    # Alternatives that only require keys are explained by the error itself.
+    if error.context and _required_alternatives(error) is None:
         best = min(error.context, key=lambda e: len(list(e.relative_schema_path)))
         siblings = [e for e in error.context if e.schema_path == best.schema_path]
         if error.validator in ("oneOf", "anyOf"):
@@ -85,6 +103,16 @@ def _leaf_errors(error: ValidationError) -> list[ValidationError]:
 
 
 def explain(error: ValidationError) -> str:
+    alternatives = _required_alternatives(error)
+    if alternatives is not None and error.context:
+        return f"one of {_listed(alternatives, 'or')} is required"
+    excluded = error.validator_value if error.validator == "not" else None
+    if isinstance(excluded, dict) and set(excluded) == {"required"}:
+        keys = excluded["required"]
+        together = "both" if len(keys) == 2 else "all"
+        return (
+            f"{_listed(keys, 'and')} cannot {together} be given; give only one of them"
+        )
     message = error.message
     hint = error.schema.get("description") if isinstance(error.schema, dict) else None
     if error.validator == "pattern" and hint:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator.validation import violations
+from orchestrator.validation import format_path, violations
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -74,7 +74,63 @@ def test_docker_values_checked(path, value):
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
-    assert violations("template-version", body)
+    found = violations("template-version", body)
+    assert len(found) == 1
+    assert found[0].startswith(format_path(path) + f": {value!r} does not match")
+    # The warm body, in either form, names the same field and nothing else.
+    assert violations("session-warm", body) == found
+    wrapped = violations("session-warm", {"template": body})
+    assert wrapped == [found[0].replace("$.", "$.template.", 1)]
+
+
+@pytest.mark.parametrize(
+    ("body", "expected"),
+    [
+        ({}, "$: one of 'principal' or 'template' is required"),
+        ([], "$: [] is not of type 'object'"),
+        ({"template": 3}, "$.template: 3 is not of type 'object'"),
+        ({"principal": {}}, "$.principal: 'id' is a required property"),
+    ],
+)
+def test_warm_body_form_named(body, expected):
+    assert expected in violations("session-warm", body)
+
+
+def test_principal_properties_may_be_null():
+    body = example("template-version")
+    body["principal"]["properties"] = None
+    assert violations("template-version", body) == []
+    body["principal"]["properties"] = {"blobDockerTag": "1"}
+    found = violations("template-version", body)
+    assert "$.principal.properties: 'blobDockerReference' is a required property" in (
+        found
+    )
+
+
+@pytest.mark.parametrize(
+    ("schema", "keys"),
+    [("start", "'merger' or 'merger_id'"), ("build", "'merger_id' or 'merger'")],
+)
+def test_missing_merger_id_names_both_forms(schema, keys):
+    body = example(schema)
+    body.pop("merger", None)
+    body.pop("merger_id", None)
+    assert violations(schema, body) == [f"$: one of {keys} is required"]
+
+
+def test_plan_step_alternatives_named():
+    plan = {
+        "name": "x",
+        "steps": [
+            {"name": "a", "kind": "call", "container": "c", "port": 1, "path": "/"},
+            {"name": "b", "kind": "teardown"},
+        ],
+    }
+    plan["steps"][0].update(body={}, raw_body="x")
+    assert violations("plan", plan) == [
+        "$.steps[0]: 'body' and 'raw_body' cannot both be given; give only one of them",
+        "$.steps[1]: one of 'selector', 'containers' or 'volumes' is required",
+    ]
 
 
 def test_missing_fields_listed():
