@@ -41,7 +41,7 @@ def resolve_over_http(resolver: ResolverSpec, body: dict[str, Any]) -> dict[str,
         )
     try:
         return response.json()
-    except ValueError as error:
+    except (ValueError, RecursionError) as error:
         raise ExecutorError(
             f"resolver {resolver.id} responded with a body that is not JSON"
         ) from error

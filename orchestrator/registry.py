@@ -117,7 +117,7 @@ class RemoteRegistry:
         try:
             principal = response.json()["principal"]
             return Version(str(principal["id"]), int(principal["version"]))
-        except (ValueError, KeyError, TypeError) as error:
+        except (ValueError, KeyError, TypeError, RecursionError) as error:
             raise RegistryUnavailable(
                 f"registry {self.url} responded to GET {url} without principal.id and "
                 f"principal.version"
@@ -190,9 +190,11 @@ class CatalogFile:
             TypeError,
             ValueError,
         ) as error:
+            reason = yaml_reason(error) if isinstance(error, yaml.YAMLError) else error
             raise CatalogInvalid(
-                f"catalog file {self.path} cannot be used: {error}; give --registry "
-                f"a registry URL or a YAML file with 'processors' and 'plugins' maps"
+                f"catalog file {self.path} cannot be used: {reason}; fix the file "
+                f"(it is read again when it changes), or give --registry a registry "
+                f"URL or a YAML file with 'processors' and 'plugins' maps"
             ) from error
         self._stamp = (status.st_mtime_ns, status.st_size)
         return catalog
@@ -212,8 +214,28 @@ class CatalogFile:
         return catalog.lookup(kind, reference, version)
 
 
-class CatalogInvalid(RequestInvalid):
-    """A catalog file that is missing or not a catalog."""
+def yaml_reason(error: yaml.YAMLError) -> str:
+    """Word a YAML error on one line, with the line and column it points at."""
+    if not isinstance(error, yaml.MarkedYAMLError) or error.problem_mark is None:
+        return "invalid YAML: " + " ".join(str(error).split())
+    mark = error.problem_mark
+    reason = (
+        f"invalid YAML at line {mark.line + 1}, column {mark.column + 1}: "
+        f"{error.problem}"
+    )
+    if error.context:
+        reason += f" ({error.context}"
+        if error.context_mark is not None:
+            start = error.context_mark
+            reason += (
+                f" that starts at line {start.line + 1}, column {start.column + 1}"
+            )
+        reason += ")"
+    return reason
+
+
+class CatalogInvalid(RegistryUnavailable):
+    """A catalog file that is missing or not a catalog: the server's fault, a 503."""
 
 
 class Resolver:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,6 +20,7 @@ import docker.errors
 from . import names
 from .config import Settings
 from .engine import Engine, Report
+from .engine.dockerapi import find_container
 from .errors import ExecutorError, RequestInvalid, StepFailed
 from .planning import Planner, load
 from .registry import RegistryUnavailable, Resolver
@@ -49,14 +51,15 @@ class PlanFailed(Exception):
     @property
     def messages(self) -> list[str]:
         """One message per cause, each naming its step."""
-        messages: list[str] = []
-        for failure in self.failures:
-            if len(failure.errors) > 1:
-                prefix = f"step '{failure.step}' failed: "
-                messages.extend(prefix + cause for cause in failure.errors)
-            else:
-                messages.append(str(failure))
-        return messages
+        return [message for f in self.failures for message in cause_messages(f)]
+
+
+def cause_messages(failure: StepFailed) -> list[str]:
+    """Return the messages of one failed step, one per cause, each naming the step."""
+    if len(failure.errors) > 1:
+        prefix = f"step '{failure.step}' failed: "
+        return [prefix + cause for cause in failure.errors]
+    return [str(failure)]
 
 
 def template_of(body: dict[str, Any]) -> dict[str, Any]:
@@ -112,11 +115,22 @@ class Executor:
                 f"session_id {body['session_id']!r}; a session writes only to its "
                 f"own volume, so send the vol_ref that warming this session returned"
             )
+        volume_template = body["write_vol_reference"]["cyan_id"]
+        template_id = body["template"]["principal"]["id"]
+        if volume_template != template_id:
+            raise RequestInvalid(
+                f"write_vol_reference.cyan_id {volume_template!r} differs from "
+                f"template.principal.id {template_id!r}; the session volume belongs "
+                f"to the template the session runs, so send the vol_ref that warming "
+                f"this session returned"
+            )
+        check_merger_ids(body)
         return self._planned("start", self.planner.start(body))
 
     def plan_build(self, session_id: str, body: Any) -> Planned:
         check_session_id(session_id)
         check("build", body, "build request")
+        check_merger_ids(body)
         template = body["template"]
         errors: list[str] = []
         processor_ids = self._resolve_all(
@@ -185,6 +199,33 @@ class Executor:
             except RequestInvalid as error:
                 errors.append(f"$.cyan.{kind}s[{position}].name: {error.message}")
         return resolved
+
+    def not_started(self, session_id: str, failure: PlanFailed) -> list[str] | None:
+        """Reword a build's failures at containers that do not exist, else None.
+
+        A session that was warmed but not started has volumes and no
+        containers, so its build fails at the first container it calls.
+        """
+        missing: set[str] = set()
+        for cause in failure.failures:
+            if cause.unreachable and cause.resource and cause.resource not in missing:
+                try:
+                    if find_container(self.engine.client, cause.resource) is None:
+                        missing.add(cause.resource)
+                except docker.errors.DockerException:
+                    continue
+        if not missing:
+            return None
+        messages = []
+        for cause in failure.failures:
+            if cause.resource in missing:
+                messages.append(
+                    f"step '{cause.step}' failed: container {cause.resource} does "
+                    f"not exist: {not_started_hint(session_id)}"
+                )
+            else:
+                messages.extend(cause_messages(cause))
+        return messages
 
     def ping(self) -> None:
         """Raise ExecutorError unless the Docker engine answers."""
@@ -269,19 +310,68 @@ def check_session_id(session_id: str) -> None:
         )
 
 
-def archive_chunks(report: Report) -> Iterator[bytes]:
-    """Yield the archive a build streamed, closing the merger's response at the end."""
+def not_started_hint(session_id: str) -> str:
+    return (
+        f"the containers of session {session_id} are not started; start them with "
+        f"POST /executor first (warming a session pulls its images and creates its "
+        f"volumes, but starts no container)"
+    )
+
+
+def check_merger_ids(body: dict[str, Any]) -> None:
+    """Reject a body whose merger.merger_id and merger_id name different mergers."""
+    nested = body.get("merger", {}).get("merger_id")
+    top = body.get("merger_id")
+    if nested is not None and top is not None and nested != top:
+        raise RequestInvalid(
+            f"merger.merger_id {nested!r} differs from merger_id {top!r}; both name "
+            f"the session's merger, so give one of them or the same id in both"
+        )
+
+
+def archive_chunks(report: Report, session_id: str = "") -> Iterator[bytes]:
+    """Yield the archive a build streamed, closing the merger's response at the end.
+
+    The request's own log line is written when the status is sent, before the
+    archive, so the end of the stream gets a line of its own: the bytes sent
+    and the time taken, or the failure at error level.
+    """
     output = report.output("archive")
     response = output["response"]
+    started = time.monotonic()
     size = 0
+    tags = {"session": session_id} if session_id else {}
+    outcome = "failed"
     try:
         for chunk in output["stream"]:
             size += len(chunk)
             yield chunk
+        outcome = "done"
+    except GeneratorExit:
+        outcome = "the client closed the connection"
+        raise
     except Exception as error:
-        # The status line is already sent, so the client only sees the stream end.
-        log.error("streaming the archive failed after %d bytes: %s", size, error)
+        outcome = f"{type(error).__name__}: {error}"
         raise
     finally:
         response.close()
-    log.info("streamed the archive: %d bytes", size)
+        elapsed = time.monotonic() - started
+        if outcome == "done":
+            log.info(
+                "streamed the archive of session %s: %d bytes in %.3fs",
+                session_id,
+                size,
+                elapsed,
+                extra={**tags, "bytes": size},
+            )
+        else:
+            # The status line is already sent: the client sees only the stream end.
+            log.error(
+                "streaming the archive of session %s failed after %d bytes in "
+                "%.3fs: %s",
+                session_id,
+                size,
+                elapsed,
+                outcome,
+                extra={**tags, "bytes": size},
+            )

@@ -10,7 +10,13 @@ import falcon
 from .. import logs
 from ..errors import ExecutorError, PlanInvalid, RequestInvalid
 from ..registry import RegistryUnavailable
-from ..service import Executor, PlanFailed, archive_chunks, template_of
+from ..service import (
+    Executor,
+    PlanFailed,
+    archive_chunks,
+    not_started_hint,
+    template_of,
+)
 from .problems import Problem, install, read_body, read_json
 
 log = logging.getLogger(__name__)
@@ -219,21 +225,24 @@ class Resources:
                 f.unreachable and f.kind in ("merge", "archive")
                 for f in failure.failures
             )
+            rewording = self.executor.not_started(session_id, failure)
+            messages = failure.messages if rewording is None else rewording
             if unreachable:
+                detail = "Error contacting upstream (merger) server"
+                if rewording is not None:
+                    detail += f": {not_started_hint(session_id)}"
                 raise Problem(
-                    503,
-                    "Failed to contact upstream server",
-                    "Error contacting upstream (merger) server",
-                    failure.messages,
+                    503, "Failed to contact upstream server", detail, messages
                 ) from None
-            raise Problem(
-                400, title, f"Failed to build session {session_id}", failure.messages
-            ) from None
+            detail = f"Failed to build session {session_id}"
+            if rewording is not None:
+                detail += f": {not_started_hint(session_id)}"
+            raise Problem(400, title, detail, messages) from None
         resp.content_type = "application/x-gzip"
         resp.set_header(
             "Content-Disposition", "attachment; filename=cyan-output.tar.gz"
         )
-        resp.stream = archive_chunks(report)
+        resp.stream = archive_chunks(report, session_id)
 
     # POST /executor/try
     def on_post_try(self, req: falcon.Request, resp: falcon.Response) -> None:

@@ -97,6 +97,38 @@ def read_body(req: falcon.Request, limit: int, why: str) -> bytes:
     return raw
 
 
+# Deepest nesting of arrays and objects a request body may have. Template
+# versions and configs are a few levels deep. A body far deeper would exhaust
+# the recursion limit of the JSON parser, the schema check or the plan's YAML.
+MAX_NESTING = 100
+
+
+def nesting(document: Any) -> int:
+    """Return how deeply arrays and objects nest in `document`, without recursion."""
+    deepest = 0
+    pending = [(document, 1)]
+    while pending:
+        value, depth = pending.pop()
+        if isinstance(value, dict):
+            children: Any = value.values()
+        elif isinstance(value, list):
+            children = value
+        else:
+            continue
+        deepest = max(deepest, depth)
+        pending.extend((child, depth + 1) for child in children)
+    return deepest
+
+
+def too_deep(title: str) -> Problem:
+    return Problem(
+        400,
+        title,
+        f"the request body nests arrays and objects too deeply; at most "
+        f"{MAX_NESTING} levels are accepted",
+    )
+
+
 def read_json(req: falcon.Request, title: str) -> Any:
     """Parse the request body as JSON, or raise a 400 problem quoting the error."""
     why = "a request is a template version and the choices made, far smaller"
@@ -104,8 +136,13 @@ def read_json(req: falcon.Request, title: str) -> Any:
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")
     try:
-        return json.loads(raw)
+        document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise Problem(
             400, title, f"the request body is not valid JSON: {error}"
         ) from None
+    except RecursionError:
+        raise too_deep(title) from None
+    if nesting(document) > MAX_NESTING:
+        raise too_deep(title)
+    return document

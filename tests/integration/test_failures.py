@@ -263,11 +263,69 @@ def test_build_before_start(server, fixture_images):
     body = build_body(
         template.body, new_id(), [{"name": "cyan/render", "files": []}], []
     )
+    session_id = new_session()
     assert_problem(
-        server.post(f"/executor/{new_session()}", body),
+        server.post(f"/executor/{session_id}", body),
         400,
-        "not found",
-        "POST /executor",
+        f"the containers of session {session_id} are not started",
+        "start them with POST /executor first",
+    )
+
+
+@pytest.mark.parametrize(
+    ("processors", "status"),
+    [([{"name": "cyan/render", "files": []}], 400), ([], 503)],
+)
+def test_build_of_warmed_session_not_started(
+    server, cleanup, fixture_images, processors, status
+):
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    session_id, merger_id = new_session(), new_id()
+    cleanup.sessions.append(session_id)
+    cleanup.templates.append(template.id)
+    server.catalog.add(template)
+    warmed = server.post(f"/executor/{session_id}/warm", template.body)
+    assert warmed.status_code == 200, warmed.text
+    body = build_body(template.body, merger_id, processors, [])
+    problem = assert_problem(
+        server.post(f"/executor/{session_id}", body),
+        status,
+        f"the containers of session {session_id} are not started",
+        "start them with POST /executor first",
+    )
+    first = (
+        names.session_container(
+            "processor", template.processors["cyan/render"], session_id
+        )
+        if processors
+        else names.session_container("merger", merger_id, session_id)
+    )
+    assert f"container {first} does not exist" in problem["data"][0]
+    assert "POST /template/warm" not in " ".join(problem["data"])
+
+
+def test_sdk_processor_fails_on_empty_exclude(server, cleanup, fixture_images):
+    """The published SDK's file helper fails on a glob whose exclude list is empty."""
+    template = make_template(fixture_images, {"cyan/render": "processor"}, {})
+    session_id, merger_id = new_session(), new_id()
+    cleanup.sessions.append(session_id)
+    cleanup.templates.append(template.id)
+    server.catalog.add(template)
+    assert server.post(f"/executor/{session_id}/warm", template.body).status_code == 200
+    started = server.post("/executor", start_body(template.body, session_id, merger_id))
+    assert started.status_code == 200, started.text
+    glob = {
+        "root": None,
+        "glob": "**/*.md",
+        "exclude": ["**/*.tmp"],
+        "type": "template",
+    }
+    processor = {"name": "cyan/render", "config": {}, "files": [glob]}
+    body = build_body(template.body, merger_id, [processor], [])
+    assert server.post(f"/executor/{session_id}", body).status_code == 200
+    glob["exclude"] = []
+    assert_problem(
+        server.post(f"/executor/{session_id}", body), 400, "process-1", "HTTP 500"
     )
 
 

@@ -8,8 +8,9 @@ import pytest
 from falcon import testing
 
 from orchestrator.api.app import create_app
-from orchestrator.api.problems import MAX_BODY_BYTES
+from orchestrator.api.problems import MAX_BODY_BYTES, MAX_NESTING
 from orchestrator.config import Settings
+from orchestrator.merger import create_app as create_merger_app
 from orchestrator.service import Executor
 
 GOLDEN = Path(__file__).parent.parent / "golden"
@@ -124,3 +125,147 @@ def test_ids_must_be_uuids(client):
     )
     assert response.status_code == 400
     assert "$.processors[0].id: 'ab-cd'" in response.json["data"][0]
+
+
+@pytest.mark.parametrize(
+    ("wrapped", "path"),
+    [
+        (False, "$.processors[0].dockerReference"),
+        (True, "$.template.processors[0].dockerReference"),
+    ],
+)
+def test_session_warm_names_the_bad_field(client, wrapped, path):
+    template = example("template-version")
+    template["processors"][0]["dockerReference"] = "UPPER/Case"
+    body = {"template": template} if wrapped else template
+    response = client.simulate_post("/executor/abc/warm", json=body)
+    assert response.status_code == 400
+    data = response.json["data"]
+    assert len(data) == 1
+    assert data[0].startswith(f"{path}: 'UPPER/Case' does not match")
+    assert "image repository in lower case" in data[0]
+    assert path in response.json["detail"]
+
+
+def test_start_volume_must_belong_to_template(client):
+    body = example("start")
+    other = "11111111-2222-4333-8444-555555555555"
+    body["write_vol_reference"]["cyan_id"] = other
+    # Without dry_run: the check comes before anything reaches Docker.
+    response = client.simulate_post("/executor", json=body)
+    assert response.status_code == 400
+    detail = response.json["detail"]
+    assert f"write_vol_reference.cyan_id {other!r}" in detail
+    assert f"template.principal.id {body['template']['principal']['id']!r}" in detail
+
+
+@pytest.mark.parametrize(
+    ("path", "name"), [("/executor", "start"), ("/executor/abc", "build")]
+)
+def test_both_merger_ids_must_agree(client, path, name):
+    body = example(name)
+    first = "2c9d1e8f-4b3a-4d5c-9e6f-7a8b9c0d1e2f"
+    second = "3d0e2f9a-5c4b-4e6d-8f7a-8b9c0d1e2f3a"
+    body["merger"] = {"merger_id": first}
+    body["merger_id"] = second
+    response = client.simulate_post(path, json=body)
+    assert response.status_code == 400
+    detail = response.json["detail"]
+    assert f"merger.merger_id {first!r} differs from merger_id {second!r}" in detail
+    # The same id in both places is accepted.
+    body["merger_id"] = first
+    response = client.simulate_post(path, json=body, query_string="dry_run=true")
+    assert "differs" not in response.text
+
+
+def nested(depth: int) -> bytes:
+    return b"[" * depth + b"]" * depth
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/template/warm",
+        "/executor/abc/warm",
+        "/executor",
+        "/executor/abc",
+        "/executor/try",
+    ],
+)
+@pytest.mark.parametrize("depth", [MAX_NESTING + 1, 200_000])
+def test_deep_nesting_is_400(client, path, depth):
+    body = b'{"template": ' + nested(depth - 1) + b"}"
+    response = client.simulate_post(
+        path, body=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "nests arrays and objects too deeply" in response.json["detail"]
+    assert str(MAX_NESTING) in response.json["detail"]
+
+
+def test_merger_refuses_deep_nesting(tmp_path):
+    merger = testing.TestClient(create_merger_app(tmp_path))
+    response = merger.simulate_post(
+        "/api/merge", body=nested(200_000), headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert "too deeply" in response.json["detail"]
+
+
+CATALOG = """\
+processors:
+  cyan/default: {2: 7e2d9c41-3b5a-4f60-9d8e-aa01bb02cc03}
+  acme/licence: {5: c3a1e5f7-2d4b-4e6a-8c0d-99aa88bb77cc}
+plugins:
+  acme/format: {1: f1e2d3c4-b5a6-4798-8a9b-0c1d2e3f4a5b}
+"""
+
+
+@pytest.fixture
+def catalog_client(tmp_path):
+    """A client whose catalog file resolves every reference of the golden build."""
+    catalog = tmp_path / "catalog.yaml"
+    catalog.write_text(CATALOG)
+    unreachable = docker.DockerClient(
+        base_url="unix:///nonexistent/docker.sock", version="1.41"
+    )
+    executor = Executor(Settings(registry=str(catalog)), unreachable)
+    return testing.TestClient(create_app(executor)), catalog
+
+
+def test_deepest_accepted_body_plans(catalog_client):
+    client, _ = catalog_client
+    body = example("build")
+    config: object = "leaf"
+    # The config sits 4 levels down: body, cyan, processors, the processor.
+    for _ in range(MAX_NESTING - 4):
+        config = [config]
+    body["cyan"]["processors"][0]["config"] = config
+    response = client.simulate_post(
+        "/executor/abc", json=body, query_string="dry_run=true"
+    )
+    assert response.status_code == 200, response.text
+
+
+def test_broken_catalog_file_is_503(catalog_client):
+    client, catalog = catalog_client
+    build = example("build")
+    response = client.simulate_post(
+        "/executor/abc", json=build, query_string="dry_run=true"
+    )
+    assert response.status_code == 200, response.text
+    catalog.write_text(CATALOG + "  broken: [\n")
+    response = client.simulate_post(
+        "/executor/abc", json=build, query_string="dry_run=true"
+    )
+    assert response.status_code == 503
+    detail = response.json["detail"]
+    assert f"catalog file {catalog} cannot be used" in detail
+    assert "invalid YAML at line 7, column 1" in detail
+    assert "$.cyan" not in response.text
+    # Once the file is fixed, builds resolve again.
+    catalog.write_text(CATALOG)
+    response = client.simulate_post(
+        "/executor/abc", json=build, query_string="dry_run=true"
+    )
+    assert response.status_code == 200, response.text

@@ -1,8 +1,13 @@
 import io
+import logging
 import os
+import re
 import tarfile
 
+import pytest
+
 from orchestrator.archive import stream_tar_gz
+from orchestrator.service import archive_chunks
 
 
 def test_archive_relative_paths_modes_and_folders(tmp_path):
@@ -41,3 +46,67 @@ def test_empty_folder_gives_valid_archive(tmp_path):
     data = b"".join(stream_tar_gz(tmp_path))
     with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
         assert tar.getmembers() == []
+
+
+class StreamedBuild:
+    """The archive step's output, as a build's report contains it."""
+
+    def __init__(self, chunks) -> None:
+        self.chunks = chunks
+        self.closed = False
+
+    def output(self, step: str) -> dict:
+        assert step == "archive"
+        return {"stream": self.chunks, "response": self}
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def broken_stream():
+    yield b"a" * 10
+    raise ConnectionError("merger went away")
+
+
+def archive_records(caplog):
+    return [r for r in caplog.records if "archive of session" in r.getMessage()]
+
+
+def test_streamed_archive_logs_bytes_and_time(caplog):
+    caplog.set_level(logging.INFO)
+    build = StreamedBuild(iter([b"abc", b"de"]))
+    assert b"".join(archive_chunks(build, "Qx7Lm2Pa9Z")) == b"abcde"
+    assert build.closed
+    (record,) = archive_records(caplog)
+    assert record.levelno == logging.INFO
+    assert record.session == "Qx7Lm2Pa9Z"
+    assert re.fullmatch(
+        r"streamed the archive of session Qx7Lm2Pa9Z: 5 bytes in \d+\.\d{3}s",
+        record.getMessage(),
+    )
+
+
+def test_failed_archive_stream_logged_as_error(caplog):
+    build = StreamedBuild(broken_stream())
+    with pytest.raises(ConnectionError):
+        b"".join(archive_chunks(build, "Qx7Lm2Pa9Z"))
+    assert build.closed
+    (record,) = archive_records(caplog)
+    assert record.levelno == logging.ERROR
+    assert record.session == "Qx7Lm2Pa9Z"
+    message = record.getMessage()
+    assert "of session Qx7Lm2Pa9Z failed after 10 bytes" in message
+    assert message.endswith("ConnectionError: merger went away")
+
+
+def test_client_leaving_archive_logged(caplog):
+    build = StreamedBuild(iter([b"abc", b"de"]))
+    chunks = archive_chunks(build, "Qx7Lm2Pa9Z")
+    assert next(chunks) == b"abc"
+    # The server closes the iterator when the client goes away.
+    chunks.close()
+    assert build.closed
+    (record,) = archive_records(caplog)
+    assert record.levelno == logging.ERROR
+    assert "failed after 3 bytes" in record.getMessage()
+    assert record.getMessage().endswith("the client closed the connection")
