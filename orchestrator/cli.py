@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import argparse
+import errno
 import logging
+import os
 import signal
 import sys
 from dataclasses import replace
@@ -20,6 +22,9 @@ from .config import (
 from .errors import ExecutorError
 
 log = logging.getLogger(__name__)
+
+# The session a merger container serves, for its log lines.
+MERGER_SESSION_VARIABLE = "CYANPRINT_MERGER_SESSION"
 
 
 # The options of `apply` and `plan`: what shapes a plan or how it is applied.
@@ -150,19 +155,51 @@ def serve(arguments: argparse.Namespace) -> int:
         settings.merger_image,
         settings.registry or "embedded catalog",
     )
-    server = waitress.create_server(
-        app,
-        host=settings.host,
-        port=settings.port,
-        threads=settings.threads,
-        ident="cyanprint-executor",
-        channel_timeout=int(max(120, settings.call_timeout)),
-    )
+    try:
+        server = waitress.create_server(
+            app,
+            host=settings.host,
+            port=settings.port,
+            threads=settings.threads,
+            ident="cyanprint-executor",
+            channel_timeout=int(max(120, settings.call_timeout)),
+        )
+    except (OSError, ValueError) as error:
+        # waitress raises ValueError for a host name it cannot resolve.
+        log.error("cannot start: %s", cannot_listen(settings, error))
+        return 2
     stop_on_signals()
     log.info("serving on %s:%s", settings.host, server.effective_port)
     server.run()
     log.info("executor stopped")
     return 0
+
+
+def cannot_listen(settings: Settings, error: Exception) -> str:
+    """Say why the API cannot listen on its address, and what to do about it."""
+    address = f"{settings.host}:{settings.port}"
+    cause = error if isinstance(error, OSError) else error.__context__
+    if isinstance(cause, OSError):
+        reason = cause.strerror or str(cause)
+        number = cause.errno
+    else:
+        reason, number = str(error), None
+    if number == errno.EADDRINUSE:
+        advice = (
+            "another process listens there; stop it, or choose another port with "
+            "--port or CYANPRINT_PORT"
+        )
+    elif number == errno.EACCES:
+        advice = (
+            "ports below 1024 need privileges; choose a port of 1024 or above with "
+            "--port or CYANPRINT_PORT"
+        )
+    else:
+        advice = (
+            "give an address of this machine with --host or CYANPRINT_HOST (0.0.0.0 "
+            "for every address), and a free port with --port or CYANPRINT_PORT"
+        )
+    return f"cannot listen on {address}: {reason}; {advice}"
 
 
 def stop_on_signals() -> None:
@@ -184,7 +221,7 @@ def merger(arguments: argparse.Namespace) -> int:
 
     from .merger import create_app
 
-    logs.configure(arguments.log_level, "json")
+    logs.configure(arguments.log_level, "json", arguments.session)
     log.info(
         "merger %s listening on port %d, root %s",
         __version__,
@@ -225,6 +262,12 @@ def build_parser() -> argparse.ArgumentParser:
         help="the only folder whose contents the merger reads and writes",
     )
     merger_parser.add_argument("--log-level", default="INFO", help="logging level")
+    merger_parser.add_argument(
+        "--session",
+        default=os.environ.get(MERGER_SESSION_VARIABLE, ""),
+        help=f"id of the session this merger serves, written on every log line "
+        f"(environment {MERGER_SESSION_VARIABLE})",
+    )
     merger_parser.set_defaults(handler=merger)
 
     add_commands(commands, lambda sub: add_serve_options(sub, PLAN_OPTIONS))
