@@ -48,7 +48,8 @@ def add_serve_options(
     try:
         defaults = replace(Settings(), **environment_defaults())  # type: ignore[arg-type]
     except SettingsInvalid as error:
-        raise SystemExit(f"error: {error}") from None
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
     def option(flag: str, field: str, help_text: str, kind=str) -> None:
         if only is not None and field not in only:
@@ -129,7 +130,8 @@ def settings_from(arguments: argparse.Namespace) -> Settings:
     try:
         return Settings(**values)
     except SettingsInvalid as error:
-        raise SystemExit(f"error: {error}") from None
+        print(f"error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
 
 
 def serve(arguments: argparse.Namespace) -> int:

@@ -11,7 +11,6 @@ import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -150,9 +149,10 @@ class Executor:
 
     def plan_try(self, body: Any) -> Planned:
         check("try", body, "try request")
+        check_session_id(body["sessionId"])
         path = None
         if body.get("source") == "path":
-            path = allowed_folder(body["path"], self.settings.try_root)
+            path = allowed_folder(body["path"], self.settings.allowed_try_root)
         return self._planned("try", self.planner.try_session(body, path))
 
     def plan_proxy(
@@ -282,7 +282,7 @@ def docker_client(settings: Settings) -> docker.DockerClient:
 
 def allowed_folder(path: str, root: str) -> str:
     """Resolve symbolic links in `path` and check that it lies inside `root`."""
-    allowed = os.path.realpath(root or Path.home())
+    allowed = os.path.realpath(root)
     real = os.path.realpath(path)
     if os.path.commonpath([allowed, real]) != allowed:
         raise RequestInvalid(

@@ -7,6 +7,7 @@ so the files can refer to each other by relative name.
 from __future__ import annotations
 
 import json
+import math
 import re
 from functools import cache
 from importlib import resources
@@ -51,11 +52,38 @@ StrictValidator = validators.extend(
 )
 
 
+def _is_finite_number(checker, instance) -> bool:
+    # NaN and infinity pass every bound (NaN compares false with everything).
+    return (
+        isinstance(instance, (int, float))
+        and not isinstance(instance, bool)
+        and math.isfinite(instance)
+    )
+
+
+def _is_whole_integer(checker, instance) -> bool:
+    # JSON Schema counts 5551.0 as an integer, but a plan's port or count
+    # written that way is a typo that Docker or a URL would reject later.
+    return isinstance(instance, int) and not isinstance(instance, bool)
+
+
+# Plans are written by hand, so their numbers are checked more strictly than
+# JSON Schema does by default: finite, and integers written as integers.
+PlanValidator = validators.extend(
+    StrictValidator,
+    type_checker=StrictValidator.TYPE_CHECKER.redefine_many(
+        {"number": _is_finite_number, "integer": _is_whole_integer}
+    ),
+)
+
+
 @cache
 def validator(name: str) -> Draft202012Validator:
     """Return the validator of `schemas/<name>.json`."""
     registry = _registry()
     schema = registry.contents(SCHEMA_BASE + name + ".json")
+    if name == "plan":
+        return PlanValidator(schema, registry=registry)
     return StrictValidator(schema, registry=registry)
 
 

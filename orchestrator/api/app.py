@@ -8,6 +8,7 @@ import time
 import falcon
 
 from .. import logs
+from ..engine.engine import CHANGING_ACTIONS
 from ..errors import ExecutorError, PlanInvalid, RequestInvalid
 from ..registry import RegistryUnavailable
 from ..service import (
@@ -103,14 +104,11 @@ def previewed(
         resp.media = {
             "plan": planned.kind,
             "changes": sum(1 for c in changes if c["action"] in CHANGING_ACTIONS),
+            "failures": sum(1 for c in changes if c["action"] == "fail"),
             "steps": changes,
         }
         return True
     return False
-
-
-# Check-mode actions that change Docker state; `call` and `nothing` do not.
-CHANGING_ACTIONS = ("create", "pull", "start", "remove")
 
 
 def log_session_of(body: object, key: str) -> None:

@@ -75,6 +75,20 @@ def test_session_id_try_reserved(client):
     assert "reserved" in response.json["detail"]
 
 
+def test_try_session_id_try_reserved(client):
+    body = {
+        "sessionId": "try",
+        "localTemplateId": "0b6f3c1e-9a47-4d2b-8f31-5c2e7a9d4410",
+        "template": example("template-version"),
+        "imageRef": {"reference": "registry.example.com/blob", "tag": "1"},
+    }
+    response = client.simulate_post(
+        "/executor/try", json=body, query_string="dry_run=true"
+    )
+    assert response.status_code == 400
+    assert "invalid session id 'try'" in response.json["detail"]
+
+
 def test_volume_reference_must_match_session(client):
     body = example("start")
     body["write_vol_reference"]["session_id"] = "otherSess1"

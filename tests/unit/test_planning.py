@@ -318,3 +318,32 @@ def test_yaml_filter_round_trips_every_character():
     rendered = to_yaml_scalar({"config": [text, "${a.b}"]})
     loaded = yaml.load(rendered, Loader=UniqueKeyLoader)
     assert references.substitute(loaded, {}) == {"config": [text, "${a.b}"]}
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("{name: p, kind: pull, image: 'x:1', timeout: .nan}", "nan is not of type"),
+        ("{name: p, kind: pull, image: 'x:1', timeout: .inf}", "inf is not of type"),
+        ("{name: p, kind: pull, image: 'x:1', timeout: 86401}", "86401 is greater"),
+        (
+            "{name: r, kind: run, container: c, image: 'x:1', network: n, "
+            "port: 5551.0}",
+            "5551.0 is not of type 'integer'",
+        ),
+        ("{name: p, kind: pull, image: '127.0.0.1:5000/x'}", "with its tag or digest"),
+    ],
+)
+def test_plan_number_and_image_rules(text, fragment):
+    with pytest.raises(PlanInvalid) as raised:
+        load(f"name: x\nsteps:\n  - {text}\n", "plan.yaml")
+    assert fragment in raised.value.message
+    assert raised.value.message.startswith("plan.yaml:3:")
+
+
+@pytest.mark.parametrize(
+    "image",
+    ["x:1", "127.0.0.1:5000/a/b:2.0", "a/b@sha256:" + "0" * 64],
+)
+def test_plan_image_with_tag_or_digest_accepted(image):
+    load(f"name: x\nsteps:\n  - {{name: p, kind: pull, image: '{image}'}}\n")

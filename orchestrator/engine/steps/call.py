@@ -149,6 +149,12 @@ def json_answer(response: requests.Response, container: str, path: str) -> Any:
             f"{excerpt(response.text) or '(empty body)'}",
             resource=container,
         ) from error
+    except RecursionError as error:
+        raise StepFailed(
+            f"container {container} responded to {path} with JSON nested too deeply "
+            f"to read",
+            resource=container,
+        ) from error
 
 
 class Call(Step):
