@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -112,6 +113,23 @@ class MergerResources:
         )
         resp.media = result.as_dict()
 
+    def on_post_clear(self, req: falcon.Request, resp: falcon.Response) -> None:
+        """Empty a folder (the whole area by default), so builds do not pile up."""
+        body = read_json(req, "Invalid clear request")
+        directory = self.inside(
+            body.get("directory") if isinstance(body, dict) else None, "directory"
+        )
+        removed = 0
+        if directory.is_dir():
+            for entry in directory.iterdir():
+                if entry.is_dir() and not entry.is_symlink():
+                    shutil.rmtree(entry)
+                else:
+                    entry.unlink()
+                removed += 1
+        log.info("cleared %s: %d entries removed", directory, removed)
+        resp.media = {"directory": str(directory), "removed": removed}
+
     def on_post_archive(self, req: falcon.Request, resp: falcon.Response) -> None:
         body = read_json(req, "Invalid archive request")
         directory = self.inside(
@@ -131,4 +149,5 @@ def create_app(root: Path | None = None) -> falcon.App:
     app.add_route("/", resources)
     app.add_route("/api/merge", resources, suffix="merge")
     app.add_route("/api/archive", resources, suffix="archive")
+    app.add_route("/api/clear", resources, suffix="clear")
     return app

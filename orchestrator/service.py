@@ -10,6 +10,7 @@ import logging
 import os
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Any
 
@@ -241,29 +242,33 @@ class Executor:
         """List what applying the plan would change, reading but not changing Docker."""
         return self.engine.check(planned.document)
 
-    def apply(self, planned: Planned) -> Report:
+    def apply(self, planned: Planned, hold_session: bool = False) -> Report:
         """Apply a plan; raise PlanFailed when any step failed.
 
         Plans of one session run one at a time, so a delete can never slip
         between a start's volume check and the containers that mount them.
+        With `hold_session`, a plan that succeeds keeps its session's turn
+        until `report.release` is called: a build holds it while its archive
+        streams, so no other plan of the session changes the files under it.
         """
         session = planned.document.get("session")
-        if session:
-            with self.engine.locks("session:" + session):
-                report = self.engine.apply(planned.document)
-        else:
+        with ExitStack() as turn:
+            if session:
+                turn.enter_context(self.engine.locks("session:" + session))
             report = self.engine.apply(planned.document)
-        counts = report.counts()
-        log.info(
-            "plan %s finished: %d ok, %d changed, %d failed, %d skipped",
-            planned.kind,
-            counts["ok"],
-            counts["changed"],
-            counts["failed"],
-            counts["skipped"],
-        )
-        if report.failed:
-            raise PlanFailed(report)
+            counts = report.counts()
+            log.info(
+                "plan %s finished: %d ok, %d changed, %d failed, %d skipped",
+                planned.kind,
+                counts["ok"],
+                counts["changed"],
+                counts["failed"],
+                counts["skipped"],
+            )
+            if report.failed:
+                raise PlanFailed(report)
+            if hold_session:
+                report.release = turn.pop_all().close
         return report
 
 
@@ -329,49 +334,73 @@ def check_merger_ids(body: dict[str, Any]) -> None:
         )
 
 
-def archive_chunks(report: Report, session_id: str = "") -> Iterator[bytes]:
-    """Yield the archive a build streamed, closing the merger's response at the end.
+class ArchiveStream:
+    """The archive a build streamed, as a WSGI body that always cleans up.
 
     The request's own log line is written when the status is sent, before the
     archive, so the end of the stream gets a line of its own: the bytes sent
-    and the time taken, or the failure at error level.
+    and the time taken, or the failure at error level. However the stream
+    ends, even before its first chunk, `close` closes the merger's response
+    and releases the session the build held.
     """
-    output = report.output("archive")
-    response = output["response"]
-    started = time.monotonic()
-    size = 0
-    tags = {"session": session_id} if session_id else {}
-    outcome = "failed"
-    try:
-        for chunk in output["stream"]:
-            size += len(chunk)
-            yield chunk
-        outcome = "done"
-    except GeneratorExit:
-        outcome = "the client closed the connection"
-        raise
-    except Exception as error:
-        outcome = f"{type(error).__name__}: {error}"
-        raise
-    finally:
-        response.close()
-        elapsed = time.monotonic() - started
-        if outcome == "done":
+
+    def __init__(self, report: Report, session_id: str = "") -> None:
+        self.report = report
+        self.session_id = session_id
+        self.response = report.output("archive")["response"]
+        self.size = 0
+        self.started = time.monotonic()
+        self.outcome = "the client closed the connection"
+        self.closed = False
+
+    def __iter__(self) -> Iterator[bytes]:
+        try:
+            for chunk in self.report.output("archive")["stream"]:
+                self.size += len(chunk)
+                yield chunk
+            self.outcome = "done"
+        except GeneratorExit:
+            raise
+        except Exception as error:
+            self.outcome = f"{type(error).__name__}: {error}"
+            raise
+        finally:
+            self.close()
+
+    def close(self) -> None:
+        """Close the merger's response, release the session and log the end, once."""
+        if self.closed:
+            return
+        self.closed = True
+        try:
+            self.response.close()
+        finally:
+            self.report.release()
+            self._log()
+
+    def _log(self) -> None:
+        elapsed = time.monotonic() - self.started
+        tags = {"session": self.session_id} if self.session_id else {}
+        if self.outcome == "done":
             log.info(
                 "streamed the archive of session %s: %d bytes in %.3fs",
-                session_id,
-                size,
+                self.session_id,
+                self.size,
                 elapsed,
-                extra={**tags, "bytes": size},
+                extra={**tags, "bytes": self.size},
             )
-        else:
-            # The status line is already sent: the client sees only the stream end.
-            log.error(
-                "streaming the archive of session %s failed after %d bytes in "
-                "%.3fs: %s",
-                session_id,
-                size,
-                elapsed,
-                outcome,
-                extra={**tags, "bytes": size},
-            )
+            return
+        # The status line is already sent: the client sees only the stream end.
+        log.error(
+            "streaming the archive of session %s failed after %d bytes in %.3fs: %s",
+            self.session_id,
+            self.size,
+            elapsed,
+            self.outcome,
+            extra={**tags, "bytes": self.size},
+        )
+
+
+def archive_chunks(report: Report, session_id: str = "") -> ArchiveStream:
+    """Return the archive a build streamed, to iterate once and then close."""
+    return ArchiveStream(report, session_id)

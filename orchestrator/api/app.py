@@ -217,7 +217,7 @@ class Resources:
         if self._previewed(req, resp, planned):
             return
         try:
-            report = self.executor.apply(planned)
+            report = self.executor.apply(planned, hold_session=True)
         except PlanFailed as failure:
             unreachable = any(
                 f.unreachable and f.kind in ("merge", "archive")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -41,6 +42,9 @@ class Report:
     results: list[StepResult] = field(default_factory=list)
     # True when the apply was cut short by an interrupt (Ctrl-C).
     interrupted: bool = False
+    # Gives back what the plan still holds once its output is consumed (a
+    # build's session, while its archive streams); does nothing by default.
+    release: Callable[[], None] = field(default=lambda: None)
 
     @property
     def failures(self) -> list[StepResult]:

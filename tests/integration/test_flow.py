@@ -7,6 +7,7 @@ import threading
 import pytest
 
 from orchestrator import names
+from orchestrator.service import archive_chunks
 
 from .conftest import make_template, new_id, new_session, session_leftovers
 from .helpers import (
@@ -92,7 +93,21 @@ def check_archive(response, name):
     assert "plugin" in folders
 
 
-def test_whole_flow(server, cleanup, fixture_images, docker_client):
+def area_entries(client, images, template, session_id) -> set[str]:
+    """List the top-level entries of a session's work area."""
+    volume = names.session_volume(template.id, session_id)
+    listing = client.containers.run(
+        images["blob"],
+        command=["/bin/busybox", "ls", "/area"],
+        volumes={volume: {"bind": "/area", "mode": "ro"}},
+        remove=True,
+    )
+    return set(listing.decode().split())
+
+
+def test_whole_flow(
+    server, cleanup, fixture_images, local_fixture_images, docker_client
+):
     template = fixture_template(fixture_images)
     session_id, merger_id = new_session(), new_id()
     warm_and_start(server, cleanup, template, session_id, merger_id)
@@ -101,12 +116,17 @@ def test_whole_flow(server, cleanup, fixture_images, docker_client):
         f"/executor/{session_id}", standard_build(template, merger_id, "orders")
     )
     check_archive(response, "orders")
+    first = area_entries(docker_client, local_fixture_images, template, session_id)
 
     # A second build in the same session gives the same result.
     again = server.post(
         f"/executor/{session_id}", standard_build(template, merger_id, "orders")
     )
     check_archive(again, "orders")
+    # Only the last build's folders stay in the session volume.
+    second = area_entries(docker_client, local_fixture_images, template, session_id)
+    assert len(second) == len(first)
+    assert second.isdisjoint(first)
 
     deleted = server.delete(f"/executor/{session_id}")
     assert deleted.status_code == 200, deleted.text
@@ -201,3 +221,43 @@ def test_build_keeps_dollar_brace_text(server, cleanup, fixture_images):
     files, _ = read_archive(response.content)
     assert files["run.sh"][0] == script.encode()
     assert files["note.txt"][0] == b"dir=${process-1.outputDir}"
+
+
+def test_delete_waits_for_streaming_build(
+    server, cleanup, fixture_images, docker_client
+):
+    template = fixture_template(fixture_images)
+    session_id, merger_id = new_session(), new_id()
+    warm_and_start(server, cleanup, template, session_id, merger_id)
+    processors = [
+        {
+            "name": "cyan/render",
+            "config": {"bulk": {"count": 16, "size": 64 * 1024}},
+            "files": [],
+        }
+    ]
+    executor = server.executor
+    planned = executor.plan_build(
+        session_id, build_body(template.body, merger_id, processors, [])
+    )
+    stream = archive_chunks(executor.apply(planned, hold_session=True), session_id)
+    chunks = iter(stream)
+    received = [next(chunks)]
+
+    deleting = threading.Thread(
+        target=lambda: executor.apply(executor.plan_delete(session_id))
+    )
+    deleting.start()
+    deleting.join(timeout=2)
+    # The build holds its session until its archive is read to the end.
+    assert deleting.is_alive()
+    assert docker_client.containers.list(
+        filters={"label": f"cyanprint.session={session_id}"}
+    )
+
+    received.extend(chunks)
+    deleting.join(timeout=60)
+    assert not deleting.is_alive()
+    files, _ = read_archive(b"".join(received))
+    assert len([path for path in files if path.startswith("bulk/")]) == 16
+    assert session_leftovers(docker_client, session_id) == []

@@ -283,3 +283,29 @@ def test_broken_catalog_file_is_503(catalog_client):
         "/executor/abc", json=build, query_string="dry_run=true"
     )
     assert response.status_code == 200, response.text
+
+
+def test_merger_clear_empties_area(tmp_path):
+    (tmp_path / "build-1" / "deep").mkdir(parents=True)
+    (tmp_path / "build-1" / "deep" / "file.txt").write_text("old")
+    (tmp_path / "loose.txt").write_text("old")
+    outside = tmp_path.parent / (tmp_path.name + "-outside")
+    outside.mkdir()
+    (outside / "keep.txt").write_text("keep")
+    (tmp_path / "link").symlink_to(outside)
+    merger = testing.TestClient(create_merger_app(tmp_path))
+
+    response = merger.simulate_post("/api/clear", json={"directory": str(tmp_path)})
+
+    assert response.status_code == 200
+    assert response.json["removed"] == 3
+    assert list(tmp_path.iterdir()) == []
+    # A link is removed as a link; what it points to stays.
+    assert (outside / "keep.txt").read_text() == "keep"
+
+
+def test_merger_clear_outside_root_rejected(tmp_path):
+    merger = testing.TestClient(create_merger_app(tmp_path / "area"))
+    response = merger.simulate_post("/api/clear", json={"directory": str(tmp_path)})
+    assert response.status_code == 400
+    assert "lies outside" in response.json["detail"]

@@ -54,6 +54,7 @@ class StreamedBuild:
     def __init__(self, chunks) -> None:
         self.chunks = chunks
         self.closed = False
+        self.released = 0
 
     def output(self, step: str) -> dict:
         assert step == "archive"
@@ -61,6 +62,9 @@ class StreamedBuild:
 
     def close(self) -> None:
         self.closed = True
+
+    def release(self) -> None:
+        self.released += 1
 
 
 def broken_stream():
@@ -101,12 +105,32 @@ def test_failed_archive_stream_logged_as_error(caplog):
 
 def test_client_leaving_archive_logged(caplog):
     build = StreamedBuild(iter([b"abc", b"de"]))
-    chunks = archive_chunks(build, "Qx7Lm2Pa9Z")
-    assert next(chunks) == b"abc"
-    # The server closes the iterator when the client goes away.
-    chunks.close()
+    stream = archive_chunks(build, "Qx7Lm2Pa9Z")
+    assert next(iter(stream)) == b"abc"
+    # The server closes the body when the client goes away.
+    stream.close()
     assert build.closed
+    assert build.released == 1
     (record,) = archive_records(caplog)
     assert record.levelno == logging.ERROR
     assert "failed after 3 bytes" in record.getMessage()
     assert record.getMessage().endswith("the client closed the connection")
+
+
+def test_archive_closed_unread_releases_session(caplog):
+    build = StreamedBuild(iter([b"abc"]))
+    stream = archive_chunks(build, "Qx7Lm2Pa9Z")
+    stream.close()
+    stream.close()
+    assert build.closed
+    assert build.released == 1
+    (record,) = archive_records(caplog)
+    assert "failed after 0 bytes" in record.getMessage()
+
+
+def test_archive_read_to_end_releases_once():
+    build = StreamedBuild(iter([b"abc", b"de"]))
+    stream = archive_chunks(build, "Qx7Lm2Pa9Z")
+    assert b"".join(stream) == b"abcde"
+    stream.close()
+    assert build.released == 1

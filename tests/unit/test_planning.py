@@ -32,6 +32,10 @@ def example(name: str) -> dict:
     return json.loads((GOLDEN / f"{name}.json").read_text())
 
 
+def step_named(plan: dict, name: str) -> dict:
+    return next(step for step in plan["steps"] if step["name"] == name)
+
+
 def planner() -> Planner:
     counter = itertools.count(1)
     return Planner(
@@ -72,6 +76,15 @@ def test_build_chains_plugins():
     ]
 
 
+def test_build_clears_area_first():
+    plan = load(RENDERS["build"](planner()))
+    clear = plan["steps"][0]
+    assert clear["name"] == "clear"
+    assert clear["path"] == "/api/clear"
+    assert clear["body"] == {"directory": "/workspace/area"}
+    assert clear["container"] == step_named(plan, "merge")["container"]
+
+
 def test_build_without_plugins_archives_merge():
     body = example("build")
     body["cyan"]["plugins"] = []
@@ -90,7 +103,7 @@ def test_build_plugin_config_defaults_to_object():
 def test_processor_body_passes_globs_unchanged():
     body = example("build")
     plan = load(planner().build(SESSION, body, PROCESSOR_IDS, PLUGIN_IDS))
-    call = plan["steps"][0]["steps"][1]
+    call = step_named(plan, "processors")["steps"][1]
     assert call["body"]["globs"] == body["cyan"]["processors"][1]["files"]
     assert call["body"]["config"] == body["cyan"]["processors"][1]["config"]
     assert call["body"]["readDir"] == "/workspace/cyanprint"
@@ -107,7 +120,8 @@ def test_build_request_text_never_becomes_reference():
         "merge": {"directory": "/workspace/area/merged"},
         "process-1": {"outputDir": "/workspace/area/one"},
     }
-    processor = references.substitute(plan["steps"][0]["steps"][0]["body"], outputs)
+    processors = step_named(plan, "processors")["steps"]
+    processor = references.substitute(processors[0]["body"], outputs)
     plugin = next(step for step in plan["steps"] if step["name"] == "plugin-1")
     plugin_body = references.substitute(plugin["body"], outputs)
 
