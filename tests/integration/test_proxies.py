@@ -229,3 +229,14 @@ def test_proxy_trickled_response_times_out(
     assert "timed out after 3s while reading the response" in response.json["detail"]
     # The body takes 60 s to arrive; the deadline covers the whole of it.
     assert elapsed < 8
+
+
+def test_proxy_stopped_container_hint(server, warmed, docker_client):
+    _, resolver_id = warmed
+    container = docker_client.containers.get(names.resolver_container(resolver_id))
+    container.stop(timeout=1)
+
+    response = server.post(f"/proxy/resolver/{resolver_id}/api/resolve", {})
+
+    assert_problem(response, 502, "is not running", "POST /template/warm")
+    assert "POST /executor" not in " ".join(response.json()["data"])

@@ -37,11 +37,18 @@ def container_url(context: Context, container: str, network: str, port: int) -> 
     if found.status != "running":
         raise StepFailed(
             f"container {container} is not running (status {found.status}); "
-            f"start the session's containers again (POST /executor)",
+            f"{restart_hint(container)}",
             resource=container,
             unreachable=True,
         )
     return f"http://{container_address(found, network)}:{port}"
+
+
+def restart_hint(container: str) -> str:
+    """Say which request starts `container` again."""
+    if container.startswith(("cyan-template-", "cyan-resolver-")):
+        return "warm the template again (POST /template/warm) to replace it"
+    return "start the session's containers again (POST /executor)"
 
 
 def send(
