@@ -114,14 +114,24 @@ class MergerResources:
         resp.media = result.as_dict()
 
     def on_post_clear(self, req: falcon.Request, resp: falcon.Response) -> None:
-        """Empty a folder (the whole area by default), so builds do not pile up."""
+        """Empty a folder but for the `keep` folders, so builds do not pile up."""
         body = read_json(req, "Invalid clear request")
-        directory = self.inside(
-            body.get("directory") if isinstance(body, dict) else None, "directory"
-        )
+        if not isinstance(body, dict):
+            raise Problem(
+                400, "Invalid clear request", "the body must be a JSON object"
+            )
+        directory = self.inside(body.get("directory"), "directory")
+        keep = body.get("keep") or []
+        if not isinstance(keep, list):
+            raise Problem(
+                400, "Invalid clear request", "keep must be a list of folders"
+            )
+        kept = [self.inside(folder, "keep") for folder in keep]
         removed = 0
         if directory.is_dir():
             for entry in directory.iterdir():
+                if any(folder == entry or entry in folder.parents for folder in kept):
+                    continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)
                 else:

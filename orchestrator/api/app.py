@@ -91,6 +91,13 @@ def preview_flags(req: falcon.Request) -> tuple[bool, bool]:
     return values[0], values[1]
 
 
+def merger_container(plan: dict) -> str:
+    """Return the name of the merger container a build plan talks to."""
+    return next(
+        step["container"] for step in plan["steps"] if step.get("kind") == "merge"
+    )
+
+
 def previewed(
     executor: Executor, req: falcon.Request, resp: falcon.Response, planned
 ) -> bool:
@@ -219,9 +226,9 @@ class Resources:
         try:
             report = self.executor.apply(planned, hold_session=True)
         except PlanFailed as failure:
+            merger = merger_container(planned.document)
             unreachable = any(
-                f.unreachable and f.kind in ("merge", "archive")
-                for f in failure.failures
+                f.unreachable and f.resource == merger for f in failure.failures
             )
             rewording = self.executor.not_started(session_id, failure)
             messages = failure.messages if rewording is None else rewording

@@ -123,8 +123,13 @@ def test_check_build_of_unstarted_session_fails(server, fixture_images):
     assert checked.status_code == 200, checked.text
     answer = checked.json()
     actions = {step["name"]: step["action"] for step in answer["steps"]}
-    assert actions == {"process-1": "fail", "merge": "fail", "archive": "fail"}
-    assert answer["failures"] == 3
+    assert actions == {
+        "process-1": "fail",
+        "clear": "fail",
+        "merge": "fail",
+        "archive": "fail",
+    }
+    assert answer["failures"] == 4
     assert "no earlier step starts it" in answer["steps"][0]["detail"]
 
 

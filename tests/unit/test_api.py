@@ -304,6 +304,25 @@ def test_merger_clear_empties_area(tmp_path):
     assert (outside / "keep.txt").read_text() == "keep"
 
 
+def test_merger_clear_keeps_named_folders(tmp_path):
+    for name in ("old", "current-1", "current-2"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "file.txt").write_text(name)
+    merger = testing.TestClient(create_merger_app(tmp_path))
+    keep = [str(tmp_path / "current-1"), str(tmp_path / "current-2" / ".")]
+
+    response = merger.simulate_post(
+        "/api/clear", json={"directory": str(tmp_path), "keep": keep}
+    )
+
+    assert response.status_code == 200
+    assert response.json["removed"] == 1
+    assert sorted(entry.name for entry in tmp_path.iterdir()) == [
+        "current-1",
+        "current-2",
+    ]
+
+
 def test_merger_clear_outside_root_rejected(tmp_path):
     merger = testing.TestClient(create_merger_app(tmp_path / "area"))
     response = merger.simulate_post("/api/clear", json={"directory": str(tmp_path)})

@@ -76,12 +76,17 @@ def test_build_chains_plugins():
     ]
 
 
-def test_build_clears_area_first():
+def test_build_clears_area_before_merge():
     plan = load(RENDERS["build"](planner()))
-    clear = plan["steps"][0]
-    assert clear["name"] == "clear"
+    order = [step["name"] for step in plan["steps"]]
+    assert order.index("clear") == order.index("processors") + 1
+    assert order.index("clear") == order.index("merge") - 1
+    clear = step_named(plan, "clear")
     assert clear["path"] == "/api/clear"
-    assert clear["body"] == {"directory": "/workspace/area"}
+    assert clear["body"] == {
+        "directory": "/workspace/area",
+        "keep": ["${process-1.outputDir}", "${process-2.outputDir}"],
+    }
     assert clear["container"] == step_named(plan, "merge")["container"]
 
 
