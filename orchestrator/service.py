@@ -248,7 +248,7 @@ class Executor:
         Plans of one session run one at a time, so a delete can never slip
         between a start's volume check and the containers that mount them.
         With `hold_session`, a plan that succeeds keeps its session's turn
-        until `report.release` is called: a build holds it while its archive
+        until `report.release` is called. A build keeps it while its archive
         streams, so no other plan of the session changes the files under it.
         """
         session = planned.document.get("session")

@@ -65,7 +65,7 @@ class Expectations:
     """Resources that earlier steps would create or remove, tracked in check mode.
 
     Check mode changes nothing, so a step that uses what an earlier step would
-    create (a volume, a started container) asks here before it asks Docker.
+    create (a volume, a started container) consults these before Docker.
     """
 
     def __init__(self) -> None:

@@ -59,8 +59,8 @@ class Engine:
                 else:
                     record(self._apply_step(context, item))
             except KeyboardInterrupt:
-                # The step in progress has removed what it half made; what is
-                # left is reported and on_failure runs as after any failure.
+                # The step in progress has removed what it half made. What is
+                # left is reported, and on_failure runs as after any failure.
                 report.interrupted = True
                 log.error("%s interrupted", item["name"], extra={"step": item["name"]})
                 done = {result.name for result in report.results}

@@ -30,8 +30,8 @@ FILE_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK
 def open_inside(source: str, within: str) -> int:
     """Open folder `source` as a descriptor, every component inside `within`.
 
-    `within` itself is trusted (the executor's own configuration); from there
-    down, no component may be a symbolic link when it is opened.
+    `within` itself is trusted, since it comes from the executor's own
+    configuration. Below it, no component may be a symbolic link when opened.
     """
     root = os.path.realpath(within)
     real = os.path.realpath(source)
@@ -76,8 +76,8 @@ def describe_error(error: OSError) -> str:
 def pack(source: str, within: str) -> IO[bytes]:
     """Return a rewound tar of the contents of `source`, read inside `within`.
 
-    Files keep their mode, owner and modification time; symbolic links are
-    stored as links and never followed; sockets, pipes and devices are left
+    Files keep their mode, owner and modification time. Symbolic links are
+    stored as links and never followed. Sockets, pipes and devices are left
     out with a warning.
     """
     descriptor = open_inside(source, within)

@@ -42,8 +42,8 @@ class Report:
     results: list[StepResult] = field(default_factory=list)
     # True when the apply was cut short by an interrupt (Ctrl-C).
     interrupted: bool = False
-    # Gives back what the plan still holds once its output is consumed (a
-    # build's session, while its archive streams); does nothing by default.
+    # Releases what the plan keeps once its output is consumed, such as a
+    # build's session while its archive streams. Does nothing by default.
     release: Callable[[], None] = field(default=lambda: None)
 
     @property

@@ -249,7 +249,7 @@ def test_delete_waits_for_streaming_build(
     )
     deleting.start()
     deleting.join(timeout=2)
-    # The build holds its session until its archive is read to the end.
+    # The build keeps its session until its archive is read to the end.
     assert deleting.is_alive()
     assert docker_client.containers.list(
         filters={"label": f"cyanprint.session={session_id}"}

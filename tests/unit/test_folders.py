@@ -51,13 +51,12 @@ def test_pack_rejects_folder_outside_root(root, tmp_path):
 
 
 def test_pack_rejects_swapped_symlink_component(root, tmp_path):
-    """A path that was checked, then became a link, is not followed."""
+    """A path that leads outside the root through a link is rejected."""
     outside = tmp_path / "outside"
     outside.mkdir()
     (outside / "secret.txt").write_text("secret")
     swapped = root / "swapped"
     swapped.symlink_to(outside)
-    # The caller checked the real path once; the link appears afterwards.
     with pytest.raises(StepFailed, match="outside"):
         pack(str(swapped), str(root))
 

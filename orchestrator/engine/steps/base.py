@@ -33,8 +33,8 @@ class Step:
     """A step of one kind with its arguments, references already substituted."""
 
     kind: ClassVar[str] = ""
-    # Keys of the step's output that later steps may refer to; None when the
-    # output is whatever a container answers.
+    # Keys of the step's output that later steps may refer to, or None when
+    # the output is a container's response, whatever its keys.
     outputs: ClassVar[tuple[str, ...] | None] = ()
 
     def __init__(self, name: str, args: dict[str, Any]) -> None:
