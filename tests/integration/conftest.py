@@ -17,6 +17,7 @@ import yaml
 from orchestrator import names
 from orchestrator.api.app import create_app
 from orchestrator.config import Settings
+from orchestrator.engine import Engine
 from orchestrator.service import Executor
 
 
@@ -171,6 +172,12 @@ def server(
         f"http://127.0.0.1:{wsgi.effective_port}", executor, catalog, test_network
     )
     wsgi.close()
+
+
+@pytest.fixture
+def engine(server, docker_client) -> Engine:
+    """A step engine with the test server's settings, for hand-written plans."""
+    return Engine(docker_client, server.executor.settings)
 
 
 def session_leftovers(client: docker.DockerClient, session_id: str) -> list[str]:

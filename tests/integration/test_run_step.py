@@ -6,15 +6,9 @@ import uuid
 
 import pytest
 
-from orchestrator.engine import Engine
 from orchestrator.planning import check
 
 pytestmark = pytest.mark.docker
-
-
-@pytest.fixture
-def engine(server, docker_client):
-    return Engine(docker_client, server.executor.settings)
 
 
 @pytest.fixture

@@ -6,17 +6,11 @@ import uuid
 
 import pytest
 
-from orchestrator.engine import Engine
 from orchestrator.planning import check
 
 pytestmark = pytest.mark.docker
 
 TARGET = "/workspace/cyanprint"
-
-
-@pytest.fixture
-def engine(server, docker_client):
-    return Engine(docker_client, server.executor.settings)
 
 
 @pytest.fixture
