@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -108,30 +109,64 @@ def print_result(result: StepResult) -> None:
         print(f"{'':<44}{extra}", flush=True)
 
 
-def save_archives(report, output: str | None) -> None:
-    """Write or drain the archive streams a plan produced, so no stream is left open."""
-    for result in report.results:
+class ArchiveSink:
+    """Where `apply` writes the archive a plan streams, as soon as its step ends.
+
+    The archive is read before the next step runs, since a later step may
+    remove the container it streams from. It goes to a temporary file beside
+    `--output`, which replaces the output file only once the plan succeeded.
+    """
+
+    def __init__(self, output: str | None) -> None:
+        self.output = output
+        self.file = None
+        self.failed = False
+        if output:
+            folder = os.path.dirname(os.path.abspath(output))
+            self.file = tempfile.NamedTemporaryFile(
+                dir=folder, prefix=".cyanprint-archive-", delete=False
+            )
+
+    def listen(self, result: StepResult) -> None:
+        """Print a step's result, and read its archive if it streamed one."""
+        print_result(result)
         if result.kind != "archive" or result.status == FAILED or not result.output:
-            continue
+            return
         size = 0
-        sink = open(output, "wb") if output else None
         try:
             for chunk in result.output["stream"]:
                 size += len(chunk)
-                if sink:
-                    sink.write(chunk)
+                if self.file:
+                    self.file.write(chunk)
+        except Exception as error:  # the stream breaks in many ways
+            self.failed = True
+            print(
+                f"error: the archive from step {result.name} broke off after {size} "
+                f"bytes: {error}",
+                file=sys.stderr,
+            )
+            return
         finally:
             result.output["response"].close()
-            if sink:
-                sink.close()
-        where = f" to {output}" if output else " (use --output FILE to keep it)"
+        where = (
+            f" to {self.output}" if self.output else " (use --output FILE to keep it)"
+        )
         print(f"archive from step {result.name}: {size} bytes{where}")
+
+    def finish(self, keep: bool) -> None:
+        """Move the archive to `--output` when `keep`, else discard it."""
+        if not self.file:
+            return
+        self.file.close()
+        if keep and not self.failed and self.output:
+            os.replace(self.file.name, self.output)
+        else:
+            os.unlink(self.file.name)
 
 
 def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
     """Apply a hand-written plan, reporting each step as it finishes."""
     from .engine import Engine
-    from .engine.engine import CHANGING_ACTIONS
     from .service import docker_client
 
     try:
@@ -139,50 +174,60 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
     except PlanInvalid as error:
         report_errors(error, sys.stderr)
         return EXIT_INVALID
-    if arguments.output and not writable_folder(arguments.output):
+    if arguments.check:
+        return check_plan(Engine(docker_client(settings), settings), plan)
+    try:
+        sink = open_sink(arguments.output)
+    except OSError as error:
         print(
-            f"error: cannot write --output {arguments.output}: its folder does not "
-            f"exist or is not writable; create it or pick another path",
+            f"error: cannot write --output {arguments.output}: {error.strerror}; "
+            f"give a file path in a folder you can write to",
             file=sys.stderr,
         )
         return EXIT_INVALID
-    engine = Engine(docker_client(settings), settings)
-    if arguments.check:
-        changes = engine.check(plan)
-        for change in changes:
-            print(f"{change['action']:<8} {change['name']:<24} {change['detail']}")
-        count = sum(1 for change in changes if change["action"] in CHANGING_ACTIONS)
-        failures = sum(1 for change in changes if change["action"] == "fail")
-        print(
-            f"check: {count} of {len(changes)} steps would change something, "
-            f"{failures} would fail"
-        )
-        return EXIT_FAILED if failures else 0
-    report = engine.apply(plan, listener=print_result)
-    if not report.interrupted:
-        save_archives(report, arguments.output)
+    try:
+        engine = Engine(docker_client(settings), settings)
+        report = engine.apply(plan, listener=sink.listen)
+    except BaseException:
+        sink.finish(keep=False)
+        raise
+    sink.finish(keep=not report.failed and not report.interrupted)
     counts = report.counts()
     print(
         f"recap: ok={counts['ok']} changed={counts['changed']} "
         f"failed={counts['failed']} skipped={counts['skipped']}"
     )
     if report.interrupted:
-        close_archives(report)
         print("interrupted: the steps after the interrupted one did not run")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report.failed else 0
+    return EXIT_FAILED if report.failed or sink.failed else 0
 
 
-def writable_folder(path: str) -> bool:
-    folder = os.path.dirname(os.path.abspath(path))
-    return os.path.isdir(folder) and os.access(folder, os.W_OK)
+def open_sink(output: str | None) -> ArchiveSink:
+    """Open where the archive goes; raise OSError when `output` cannot be written."""
+    if output and os.path.isdir(output):
+        raise IsADirectoryError(21, "it is a folder", output)
+    return ArchiveSink(output)
 
 
-def close_archives(report) -> None:
-    """Close the archive streams of a plan that will not be read."""
-    for result in report.results:
-        if result.kind == "archive" and result.output:
-            result.output["response"].close()
+def check_plan(engine, plan: dict) -> int:
+    """Print what each step would change; exit 1 when a step would fail."""
+    from .engine.engine import CHANGING_ACTIONS
+
+    try:
+        changes = engine.check(plan)
+    except KeyboardInterrupt:
+        print("interrupted: the check did not finish")
+        return EXIT_INTERRUPTED
+    for change in changes:
+        print(f"{change['action']:<8} {change['name']:<24} {change['detail']}")
+    count = sum(1 for change in changes if change["action"] in CHANGING_ACTIONS)
+    failures = sum(1 for change in changes if change["action"] == "fail")
+    print(
+        f"check: {count} of {len(changes)} steps would change something, "
+        f"{failures} would fail"
+    )
+    return EXIT_FAILED if failures else 0
 
 
 def maintenance_command(arguments: argparse.Namespace, settings: Settings) -> int:

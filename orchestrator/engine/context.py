@@ -12,6 +12,7 @@ import docker
 import requests
 
 from ..config import Settings
+from ..errors import StepFailed
 
 
 class KeyedLocks:
@@ -103,3 +104,10 @@ class Context:
     locks: KeyedLocks = field(default_factory=KeyedLocks)
     outputs: dict[str, Any] = field(default_factory=dict)
     expectations: Expectations = field(default_factory=Expectations)
+    # Set when the apply is interrupted; steps that wait check it and stop.
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    def stop_if_cancelled(self, resource: str) -> None:
+        """Raise StepFailed when the apply was interrupted."""
+        if self.cancelled.is_set():
+            raise StepFailed("interrupted", resource=resource)

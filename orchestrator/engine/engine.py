@@ -53,6 +53,7 @@ class Engine:
 
         items = plan.get("steps", [])
         for position, item in enumerate(items):
+            started = time.monotonic()
             try:
                 if "parallel" in item:
                     self._apply_group(context, item, record)
@@ -63,31 +64,42 @@ class Engine:
                 # left is reported, and on_failure runs as after any failure.
                 report.interrupted = True
                 log.error("%s interrupted", item["name"], extra={"step": item["name"]})
-                done = {result.name for result in report.results}
-                for step in flatten([item]):
-                    if step["name"] not in done:
-                        failure = StepFailed("interrupted", step=step["name"])
-                        record(
-                            StepResult(
-                                step["name"],
-                                step["kind"],
-                                FAILED,
-                                0.0,
-                                "interrupted",
-                                error=failure,
-                            )
-                        )
-            if report.failed:
+                self._record_interrupted(report, [item], started, record)
+            if report.failed or report.interrupted:
                 for step in flatten(items[position + 1 :]):
                     skipped = "an earlier step failed"
                     record(
                         StepResult(step["name"], step["kind"], SKIPPED, 0.0, skipped)
                     )
                 break
-        if report.failed:
+        if report.failed or report.interrupted:
+            # Clean-up must run to its end even after an interrupt, so a further
+            # interrupt stops only the clean-up step it lands in.
+            context.cancelled.clear()
             for step in plan.get("on_failure", []):
-                record(self._apply_step(context, step))
+                started = time.monotonic()
+                try:
+                    record(self._apply_step(context, step))
+                except KeyboardInterrupt:
+                    report.interrupted = True
+                    self._record_interrupted(report, [step], started, record)
         return report
+
+    @staticmethod
+    def _record_interrupted(
+        report: Report, items: list[dict[str, Any]], started: float, record: Listener
+    ) -> None:
+        """Report as interrupted every step of `items` that has no result yet."""
+        done = {result.name for result in report.results}
+        duration = time.monotonic() - started
+        for step in flatten(items):
+            if step["name"] not in done:
+                failure = StepFailed("interrupted", step=step["name"])
+                result = StepResult(
+                    step["name"], step["kind"], FAILED, duration, "interrupted"
+                )
+                result.error = failure
+                record(result)
 
     def check(self, plan: dict[str, Any]) -> list[dict[str, str]]:
         """List, step by step, what applying `plan` would change; change nothing.
@@ -122,16 +134,27 @@ class Engine:
     ) -> None:
         steps = group["steps"]
         workers = max(1, min(group["parallel"], self.settings.parallelism, len(steps)))
-        with ThreadPoolExecutor(workers, thread_name_prefix=group["name"]) as pool:
-            futures = [
-                pool.submit(
-                    contextvars.copy_context().run, self._apply_step, context, step
-                )
-                for step in steps
-            ]
+        pool = ThreadPoolExecutor(workers, thread_name_prefix=group["name"])
+        futures = [
+            pool.submit(contextvars.copy_context().run, self._apply_step, context, step)
+            for step in steps
+        ]
+        recorded = set()
+        try:
             # Reported as each finishes, so a live report follows the work.
             for future in as_completed(futures):
                 record(future.result())
+                recorded.add(future)
+        except KeyboardInterrupt:
+            # Steps not started never start, and running ones see `cancelled`
+            # at their next wait and remove what they half made.
+            context.cancelled.set()
+            pool.shutdown(wait=True, cancel_futures=True)
+            for future in futures:
+                if future not in recorded and future.done() and not future.cancelled():
+                    record(future.result())
+            raise
+        pool.shutdown(wait=True)
 
     def _apply_step(self, context: Context, raw: dict[str, Any]) -> StepResult:
         name, kind = raw["name"], raw["kind"]

@@ -166,32 +166,75 @@ def wait_for_container(client, name: str, seconds: float = 60) -> None:
     raise AssertionError(f"container {name} did not start within {seconds} s")
 
 
+def apply_and_interrupt(docker_client, plan: Path, container: str) -> tuple:
+    """Apply `plan`, send Ctrl-C once `container` runs; return the outcome."""
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for_container(docker_client, container)
+        interrupted_at = time.monotonic()
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        process.kill()
+    return process.returncode, stdout, stderr, time.monotonic() - interrupted_at
+
+
+def assert_nothing_left(docker_client, session: str) -> None:
+    assert labelled(docker_client, session) == []
+    assert docker_client.containers.list(all=True, filters={"name": session}) == []
+    assert docker_client.volumes.list(filters={"name": session}) == []
+
+
+def slow_fill(session: str, name: str, image: str) -> str:
+    return (
+        f"  - name: {name}\n"
+        f"    kind: volume\n"
+        f"    volume: {session}-{name}\n"
+        f"    labels: {{cyanprint.session: {session}}}\n"
+        f"    fill:\n"
+        f"      image: {image}\n"
+        f"      command: [/bin/busybox, sleep, '60']\n"
+        f"      target: /data\n"
+        f"      container: {session}-helper\n"
+    )
+
+
+def never_ready(session: str, name: str, image: str, indent: str = "  ") -> str:
+    return (
+        f"{indent}- name: {name}\n"
+        f"{indent}  kind: run\n"
+        f"{indent}  container: {session}-{name}\n"
+        f"{indent}  image: {image}\n"
+        f"{indent}  network: {NETWORK}\n"
+        f"{indent}  port: 5551\n"
+        f"{indent}  labels: {{cyanprint.session: {session}}}\n"
+        f"{indent}  ready_timeout: 60\n"
+    )
+
+
+def clean_up(session: str) -> str:
+    return (
+        f"  - name: clean-up\n"
+        f"    kind: teardown\n"
+        f"    selector: {{cyanprint.session: {session}}}\n"
+        f"    remove_volumes: true\n"
+    )
+
+
 @pytest.mark.parametrize("interrupted", ["fill", "run"])
 def test_interrupted_apply_leaves_nothing(
     plan_images, docker_client, local_fixture_images, tmp_path, interrupted
 ):
     session = "plans-int-" + uuid.uuid4().hex[:6]
-    labels = f"{{cyanprint.session: {session}}}"
     steps = {
-        "fill": (
-            f"  - name: slow-fill\n"
-            f"    kind: volume\n"
-            f"    volume: {session}-volume\n"
-            f"    labels: {labels}\n"
-            f"    fill:\n"
-            f"      image: {local_fixture_images['blob']}\n"
-            f"      command: [/bin/busybox, sleep, '60']\n"
-            f"      target: /data\n"
-            f"      container: {session}-helper\n"
-        ),
-        "run": (
-            f"  - name: never-ready\n"
-            f"    kind: run\n"
-            f"    container: {session}-helper\n"
-            f"    image: {local_fixture_images['fault-never-ready']}\n"
-            f"    network: {NETWORK}\n"
-            f"    port: 5551\n"
-            f"    labels: {labels}\n"
+        "fill": slow_fill(session, "slow-fill", local_fixture_images["blob"]),
+        "run": never_ready(
+            session, "helper", local_fixture_images["fault-never-ready"]
         ),
     }
     plan = tmp_path / "interrupted.yaml"
@@ -201,29 +244,105 @@ def test_interrupted_apply_leaves_nothing(
         f"  - {{name: network, kind: network, network: {NETWORK}}}\n"
         f"{steps[interrupted]}"
         f"  - {{name: never-reached, kind: network, network: {NETWORK}}}\n"
-        f"on_failure:\n"
-        f"  - name: clean-up\n"
-        f"    kind: teardown\n"
-        f"    selector: {labels}\n"
-        f"    remove_volumes: true\n"
+        f"on_failure:\n{clean_up(session)}"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stdout, stderr, _ = apply_and_interrupt(
+        docker_client, plan, f"{session}-helper"
     )
-    try:
-        wait_for_container(docker_client, f"{session}-helper")
-        process.send_signal(signal.SIGINT)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
 
-    assert process.returncode == 130, stdout + stderr
+    assert code == 130, stdout + stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stdout
     assert "skipped  never-reached" in stdout
-    assert labelled(docker_client, session) == []
-    assert docker_client.containers.list(all=True, filters={"name": session}) == []
-    assert docker_client.volumes.list(filters={"name": session}) == []
+    assert_nothing_left(docker_client, session)
+
+
+def test_interrupted_group_stops_promptly(
+    plan_images, docker_client, local_fixture_images, tmp_path
+):
+    session = "plans-grp-" + uuid.uuid4().hex[:6]
+    image = local_fixture_images["fault-never-ready"]
+    members = "".join(
+        never_ready(session, name, image, indent="      ")
+        for name in ("helper", "queued-1", "queued-2")
+    )
+    plan = tmp_path / "group.yaml"
+    plan.write_text(
+        f"name: group\n"
+        f"steps:\n"
+        f"  - {{name: network, kind: network, network: {NETWORK}}}\n"
+        f"  - name: group\n"
+        f"    parallel: 1\n"
+        f"    steps:\n{members}"
+        f"on_failure:\n{clean_up(session)}"
+    )
+    code, stdout, stderr, elapsed = apply_and_interrupt(
+        docker_client, plan, f"{session}-helper"
+    )
+
+    assert code == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    # The running step gives up at its next readiness poll, not after 60 s.
+    assert elapsed < 15
+    assert "failed   queued-1" in stdout
+    assert_nothing_left(docker_client, session)
+
+
+def test_interrupted_clean_up_goes_on(
+    plan_images, docker_client, local_fixture_images, tmp_path
+):
+    session = "plans-onf-" + uuid.uuid4().hex[:6]
+    plan = tmp_path / "on-failure.yaml"
+    plan.write_text(
+        f"name: on-failure\n"
+        f"steps:\n"
+        f"  - {{name: network, kind: network, network: {NETWORK}}}\n"
+        f"  - {{name: missing, kind: volume, volume: {session}-absent, "
+        f"must_exist: true}}\n"
+        f"on_failure:\n"
+        f"{slow_fill(session, 'slow-fill', local_fixture_images['blob'])}"
+        f"{clean_up(session)}"
+    )
+    code, stdout, stderr, _ = apply_and_interrupt(
+        docker_client, plan, f"{session}-helper"
+    )
+
+    assert code == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "failed   slow-fill" in stdout
+    assert "clean-up" in stdout
+    assert_nothing_left(docker_client, session)
+
+
+def test_archive_read_before_later_steps(plan_images, docker_client, tmp_path):
+    """A plan may remove the merger right after archiving; the archive is whole."""
+    text = (PLANS / "two-containers.yaml").read_text()
+    plan = tmp_path / "archive-then-remove.yaml"
+    plan.write_text(
+        text
+        + "\n  - name: remove\n"
+        + "    kind: teardown\n"
+        + "    selector: {cyanprint.session: plans-two}\n"
+        + "    remove_volumes: true\n"
+    )
+    archive = tmp_path / "out.tar.gz"
+
+    result = cli("apply", str(plan), "--output", str(archive))
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    files, _ = read_archive(archive.read_bytes())
+    assert files["second.txt"][0] == b"only second"
+    assert labelled(docker_client, "plans-two") == []
+
+
+@pytest.mark.parametrize("where", ["folder", "missing-folder"])
+def test_unwritable_output_rejected_first(plan_images, docker_client, tmp_path, where):
+    output = tmp_path if where == "folder" else tmp_path / "absent" / "out.tgz"
+
+    result = cli("apply", str(PLANS / "two-containers.yaml"), "--output", str(output))
+
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"cannot write --output {output}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert labelled(docker_client, "plans-two") == []
+    assert list(tmp_path.iterdir()) == []

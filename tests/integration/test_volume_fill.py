@@ -140,3 +140,45 @@ def test_fill_from_missing_folder_creates_nothing(
     assert "'absent' is missing" in report.results[0].message
     assert not missing.exists()
     assert leftovers(docker_client, volume_name) == []
+
+
+def test_fill_waits_across_slices(
+    engine, docker_client, local_fixture_images, volume_name
+):
+    plan = fill_plan(
+        volume_name,
+        {
+            "image": local_fixture_images["blob"],
+            "command": ["/bin/busybox", "sh", "-c", "sleep 2.5; echo done > /data/x"],
+            "target": "/data",
+            "timeout": 30,
+        },
+    )
+    report = engine.apply(plan)
+
+    assert not report.failed, report.results[0].message
+    assert (
+        read_volume(
+            docker_client, local_fixture_images["blob"], volume_name, "cat", "/data/x"
+        )
+        == "done\n"
+    )
+
+
+def test_fill_timeout_removes_volume(
+    engine, docker_client, local_fixture_images, volume_name
+):
+    plan = fill_plan(
+        volume_name,
+        {
+            "image": local_fixture_images["blob"],
+            "command": ["/bin/busybox", "sleep", "30"],
+            "target": "/data",
+            "timeout": 1.5,
+        },
+    )
+    report = engine.apply(plan)
+
+    assert report.failed
+    assert "timed out after 1.5s" in report.results[0].message
+    assert leftovers(docker_client, volume_name) == []

@@ -28,11 +28,16 @@ class TransientPullError(Exception):
 
 
 def split_image(image: str) -> tuple[str, str]:
-    """Split `repo:tag` (the repository may contain a registry port) into its parts."""
-    repository, _, tag = image.rpartition(":")
+    """Split `repo:tag` or `repo[:tag]@digest` into the repository and what to pull.
+
+    The repository may contain a registry port. A digest wins over a tag,
+    since it names the exact image; the engine takes it in place of a tag.
+    """
+    name, _, digest = image.partition("@")
+    repository, _, tag = name.rpartition(":")
     if not repository or "/" in tag:
-        return image, "latest"
-    return repository, tag
+        repository, tag = name, "latest"
+    return repository, digest or tag
 
 
 class Pull(Step):
@@ -81,11 +86,21 @@ class Pull(Step):
 
     def _pull(self, context: Context, image: str) -> None:
         repository, tag = split_image(image)
+        timeout = self.args.get("timeout", context.settings.pull_timeout)
         log.info("pulling %s", image, extra={"step": self.name, "image": image})
         last_report = time.monotonic()
+        deadline = last_report + timeout
         try:
             stream = context.client.api.pull(repository, tag, stream=True, decode=True)
             for event in stream:
+                # Leaving the stream makes the engine give the pull up too.
+                context.stop_if_cancelled(image)
+                if time.monotonic() > deadline:
+                    raise StepFailed(
+                        f"pull {image} timed out after {timeout:g}s; raise the "
+                        f"step's timeout (--pull-timeout for the service)",
+                        resource=image,
+                    )
                 if "error" in event:
                     raise StepFailed(
                         f"pull {image} failed: {event['error']}", resource=image

@@ -235,6 +235,7 @@ class Run(Step):
         last_answer = "no response"
         last_state_check = started
         while True:
+            context.stop_if_cancelled(container.name)
             remaining = deadline - time.monotonic()
             try:
                 response = http().get(url, timeout=max(0.05, min(1.0, remaining)))

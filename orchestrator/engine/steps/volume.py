@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import os
+import time
 import uuid
 
 import docker.errors
@@ -19,6 +20,8 @@ from .base import Change, Outcome, Step
 log = logging.getLogger(__name__)
 
 DEFAULT_FILL_TIMEOUT = 300.0
+# Seconds of one wait for the fill container to exit, between interrupt checks.
+WAIT_SLICE = 1.0
 
 
 class Volume(Step):
@@ -98,7 +101,7 @@ class Volume(Step):
             if fill.get("source"):
                 self._copy_folder(container, volume, fill)
             else:
-                self._run_once(container, volume, fill)
+                self._run_once(context, container, volume, fill)
         except BaseException:
             self._discard(context, container, volume)
             raise
@@ -111,19 +114,30 @@ class Volume(Step):
         with archive, translated("copy folder into volume", volume):
             container.put_archive(fill["target"], archive)
 
-    def _run_once(self, container, volume: str, fill: dict) -> None:
+    def _run_once(self, context: Context, container, volume: str, fill: dict) -> None:
         """Start the helper and fail unless it exits with code 0 in time."""
         timeout = fill.get("timeout", DEFAULT_FILL_TIMEOUT)
+        deadline = time.monotonic() + timeout
         with translated("run fill container for volume", volume):
             container.start()
-            try:
-                status = container.wait(timeout=timeout)
-            except requests.exceptions.ConnectionError as error:
-                raise StepFailed(
-                    f"filling volume {volume} from {fill['image']} timed out "
-                    f"after {timeout}s",
-                    resource=volume,
-                ) from error
+            while True:
+                # Waiting in slices lets an interrupt stop the fill.
+                context.stop_if_cancelled(volume)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise StepFailed(
+                        f"filling volume {volume} from {fill['image']} timed out "
+                        f"after {timeout:g}s",
+                        resource=volume,
+                    )
+                try:
+                    status = container.wait(timeout=min(WAIT_SLICE, remaining))
+                    break
+                except (
+                    requests.exceptions.ConnectionError,
+                    requests.exceptions.Timeout,
+                ):
+                    continue
         code = status.get("StatusCode", -1)
         if code != 0:
             raise StepFailed(
