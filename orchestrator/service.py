@@ -6,8 +6,11 @@ touching Docker, and the API applies the result with `apply`.
 
 from __future__ import annotations
 
+import contextvars
 import logging
 import os
+import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -27,6 +30,9 @@ from .registry import RegistryUnavailable, Resolver
 from .validation import check
 
 log = logging.getLogger(__name__)
+
+# Largest piece of a streamed archive handed to the server at once, in bytes.
+SEND_CHUNK = 256 * 1024
 
 
 @dataclass
@@ -337,27 +343,77 @@ def check_merger_ids(body: dict[str, Any]) -> None:
 class ArchiveStream:
     """The archive a build streamed, as a WSGI body that always cleans up.
 
-    The request's own log line is written when the status is sent, before the
-    archive, so the end of the stream gets a line of its own: the bytes sent
-    and the time taken, or the failure at error level. However the stream
-    ends, even before its first chunk, `close` closes the merger's response
-    and releases the session the build held.
+    A pump thread reads the merger's archive at full speed into an unlinked
+    spool file, and the client is sent the spool as it grows. The session the
+    build keeps is released as soon as the merger's stream ends, so a client
+    that reads slowly or stalls holds only its own connection, never the
+    session a DELETE waits for.
+
+    The request's own log line is written when the status is sent, so the end
+    of the stream gets a line of its own: the bytes sent and the time taken,
+    or the failure at error level.
     """
 
     def __init__(self, report: Report, session_id: str = "") -> None:
         self.report = report
         self.session_id = session_id
         self.response = report.output("archive")["response"]
-        self.size = 0
+        self.spool = tempfile.TemporaryFile(prefix="cyanprint-archive-")
+        self.changed = threading.Condition()
+        self.written = 0
+        self.sent = 0
+        self.finished = False
+        self.failure: BaseException | None = None
+        self.stopping = False
+        self.closed = False
         self.started = time.monotonic()
         self.outcome = "the client closed the connection"
-        self.closed = False
+        self.pump = threading.Thread(
+            target=contextvars.copy_context().run,
+            args=(self._pump,),
+            name=f"archive-{session_id}",
+            daemon=True,
+        )
+        self.pump.start()
+
+    def _pump(self) -> None:
+        try:
+            for chunk in self.report.output("archive")["stream"]:
+                if self.stopping:
+                    break
+                self.spool.write(chunk)
+                self.spool.flush()
+                with self.changed:
+                    self.written += len(chunk)
+                    self.changed.notify_all()
+        except BaseException as error:  # handed to the client's thread
+            self.failure = error
+        finally:
+            try:
+                self.response.close()
+            finally:
+                self.report.release()
+                with self.changed:
+                    self.finished = True
+                    self.changed.notify_all()
+                self._discard_spool()
 
     def __iter__(self) -> Iterator[bytes]:
         try:
-            for chunk in self.report.output("archive")["stream"]:
-                self.size += len(chunk)
+            while True:
+                with self.changed:
+                    while self.sent >= self.written and not self.finished:
+                        self.changed.wait()
+                    available = self.written - self.sent
+                if available == 0:
+                    break
+                chunk = os.pread(
+                    self.spool.fileno(), min(available, SEND_CHUNK), self.sent
+                )
+                self.sent += len(chunk)
                 yield chunk
+            if self.failure is not None:
+                raise self.failure
             self.outcome = "done"
         except GeneratorExit:
             raise
@@ -368,15 +424,20 @@ class ArchiveStream:
             self.close()
 
     def close(self) -> None:
-        """Close the merger's response, release the session and log the end, once."""
+        """Stop the pump, log how the stream ended and free the spool, once."""
         if self.closed:
             return
         self.closed = True
-        try:
-            self.response.close()
-        finally:
-            self.report.release()
-            self._log()
+        self.stopping = True
+        self._log()
+        self._discard_spool()
+
+    def _discard_spool(self) -> None:
+        # The pump writes to the spool until it finishes, the client reads
+        # from it until it closes; whichever comes last closes the file.
+        with self.changed:
+            if self.finished and self.closed and not self.spool.closed:
+                self.spool.close()
 
     def _log(self) -> None:
         elapsed = time.monotonic() - self.started
@@ -385,19 +446,19 @@ class ArchiveStream:
             log.info(
                 "streamed the archive of session %s: %d bytes in %.3fs",
                 self.session_id,
-                self.size,
+                self.sent,
                 elapsed,
-                extra={**tags, "bytes": self.size},
+                extra={**tags, "bytes": self.sent},
             )
             return
         # The status line is already sent: the client sees only the stream end.
         log.error(
             "streaming the archive of session %s failed after %d bytes in %.3fs: %s",
             self.session_id,
-            self.size,
+            self.sent,
             elapsed,
             self.outcome,
-            extra={**tags, "bytes": self.size},
+            extra={**tags, "bytes": self.sent},
         )
 
 

@@ -3,6 +3,7 @@ import logging
 import os
 import re
 import tarfile
+import threading
 
 import pytest
 
@@ -79,7 +80,9 @@ def archive_records(caplog):
 def test_streamed_archive_logs_bytes_and_time(caplog):
     caplog.set_level(logging.INFO)
     build = StreamedBuild(iter([b"abc", b"de"]))
-    assert b"".join(archive_chunks(build, "Qx7Lm2Pa9Z")) == b"abcde"
+    stream = archive_chunks(build, "Qx7Lm2Pa9Z")
+    assert b"".join(stream) == b"abcde"
+    stream.pump.join()
     assert build.closed
     (record,) = archive_records(caplog)
     assert record.levelno == logging.INFO
@@ -92,8 +95,10 @@ def test_streamed_archive_logs_bytes_and_time(caplog):
 
 def test_failed_archive_stream_logged_as_error(caplog):
     build = StreamedBuild(broken_stream())
+    stream = archive_chunks(build, "Qx7Lm2Pa9Z")
     with pytest.raises(ConnectionError):
-        b"".join(archive_chunks(build, "Qx7Lm2Pa9Z"))
+        b"".join(stream)
+    stream.pump.join()
     assert build.closed
     (record,) = archive_records(caplog)
     assert record.levelno == logging.ERROR
@@ -104,11 +109,20 @@ def test_failed_archive_stream_logged_as_error(caplog):
 
 
 def test_client_leaving_archive_logged(caplog):
-    build = StreamedBuild(iter([b"abc", b"de"]))
+    gate = threading.Event()
+
+    def gated():
+        yield b"abc"
+        gate.wait(timeout=5)
+        yield b"de"
+
+    build = StreamedBuild(gated())
     stream = archive_chunks(build, "Qx7Lm2Pa9Z")
     assert next(iter(stream)) == b"abc"
     # The server closes the body when the client goes away.
     stream.close()
+    gate.set()
+    stream.pump.join()
     assert build.closed
     assert build.released == 1
     (record,) = archive_records(caplog)
@@ -122,6 +136,7 @@ def test_archive_closed_unread_releases_session(caplog):
     stream = archive_chunks(build, "Qx7Lm2Pa9Z")
     stream.close()
     stream.close()
+    stream.pump.join()
     assert build.closed
     assert build.released == 1
     (record,) = archive_records(caplog)
@@ -133,4 +148,18 @@ def test_archive_read_to_end_releases_once():
     stream = archive_chunks(build, "Qx7Lm2Pa9Z")
     assert b"".join(stream) == b"abcde"
     stream.close()
+    stream.pump.join()
     assert build.released == 1
+
+
+def test_stalled_client_does_not_keep_session():
+    """The session is released once the merger's stream ends, read or not."""
+    build = StreamedBuild(iter([b"x" * 1000] * 50))
+    stream = archive_chunks(build, "Qx7Lm2Pa9Z")
+    chunks = iter(stream)
+    first = next(chunks)
+    stream.pump.join(timeout=5)
+
+    assert not stream.pump.is_alive()
+    assert build.released == 1
+    assert len(first + b"".join(chunks)) == 50_000
