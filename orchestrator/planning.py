@@ -42,9 +42,24 @@ PLAN_KINDS = (
 YAML_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\ud800-\udfff\ufeff\ufffe\uffff]")
 
 
+# A JSON string, or a number with an exponent. YAML 1.1 reads 1e+300 as text
+# unless it has a fraction and a signed exponent, so both are made explicit.
+JSON_STRING_OR_EXPONENT = re.compile(
+    r'"(?:[^"\\]|\\.)*"|(-?\d+)(\.\d+)?[eE]([-+]?)(\d+)'
+)
+
+
+def _yaml_number(match: re.Match[str]) -> str:
+    whole, fraction, sign, digits = match.groups()
+    if whole is None:
+        return match.group(0)
+    return f"{whole}{fraction or '.0'}e{sign or '+'}{digits}"
+
+
 def to_json_text(value: Any) -> str:
     """Write `value` as JSON that YAML reads back as exactly the same value."""
-    text = json.dumps(value, ensure_ascii=False)
+    text = json.dumps(value, ensure_ascii=False, allow_nan=False)
+    text = JSON_STRING_OR_EXPONENT.sub(_yaml_number, text)
     return YAML_UNSAFE.sub(lambda match: f"\\u{ord(match.group()):04x}", text)
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -129,6 +130,19 @@ def too_deep(title: str) -> Problem:
     )
 
 
+def reject_constant(name: str) -> Any:
+    """Reject NaN and Infinity, which Python reads but JSON does not have."""
+    raise ValueError(f"{name} is not a JSON value; send a number or a string")
+
+
+def finite_float(text: str) -> float:
+    """Read a JSON number, rejecting one too large for a float (such as 1e400)."""
+    value = float(text)
+    if math.isinf(value):
+        raise ValueError(f"the number {text} is too large; send it as a string")
+    return value
+
+
 def read_json(req: falcon.Request, title: str) -> Any:
     """Parse the request body as JSON, or raise a 400 problem quoting the error."""
     why = "a request is a template version and the choices made, far smaller"
@@ -136,8 +150,10 @@ def read_json(req: falcon.Request, title: str) -> Any:
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")
     try:
-        document = json.loads(raw)
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        document = json.loads(
+            raw, parse_constant=reject_constant, parse_float=finite_float
+        )
+    except ValueError as error:  # JSONDecodeError and UnicodeDecodeError too
         raise Problem(
             400, title, f"the request body is not valid JSON: {error}"
         ) from None

@@ -328,3 +328,19 @@ def test_merger_clear_outside_root_rejected(tmp_path):
     response = merger.simulate_post("/api/clear", json={"directory": str(tmp_path)})
     assert response.status_code == 400
     assert "lies outside" in response.json["detail"]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ('{"a": NaN}', "NaN is not a JSON value"),
+        ('{"a": -Infinity}', "-Infinity is not a JSON value"),
+        ('{"a": 1e400}', "the number 1e400 is too large"),
+    ],
+)
+def test_body_numbers_outside_json_rejected(client, text, fragment):
+    response = client.simulate_post(
+        "/executor", body=text, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 400
+    assert fragment in response.json["detail"]

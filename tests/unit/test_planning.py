@@ -2,7 +2,10 @@
 
 import itertools
 import json
+import math
 import os
+import random
+import struct
 from pathlib import Path
 
 import pytest
@@ -366,3 +369,16 @@ def test_plan_number_and_image_rules(text, fragment):
 )
 def test_plan_image_with_tag_or_digest_accepted(image):
     load(f"name: x\nsteps:\n  - {{name: p, kind: pull, image: '{image}'}}\n")
+
+
+def test_yaml_filter_round_trips_floats():
+    generator = random.Random(7)
+    values = [1e300, 1e-07, 5e-324, 1e16, -2.5e-10, 0.1, -0.0, 10**30]
+    for _ in range(5000):
+        bits = generator.getrandbits(64)
+        number = struct.unpack("d", struct.pack("Q", bits))[0]
+        if math.isfinite(number):
+            values.append(number)
+    loaded = yaml.load(to_yaml_scalar({"config": values}), Loader=UniqueKeyLoader)
+    assert loaded == {"config": values}
+    assert [type(value) for value in loaded["config"]] == [type(v) for v in values]
