@@ -294,7 +294,13 @@ def docker_client(settings: Settings) -> docker.DockerClient:
 def allowed_folder(path: str, root: str) -> str:
     """Resolve symbolic links in `path` and check that it lies inside `root`."""
     allowed = os.path.realpath(root)
-    real = os.path.realpath(path)
+    try:
+        real = os.path.realpath(path)
+    except (OSError, ValueError) as error:
+        # A NUL byte, or a link changed while it was being resolved.
+        raise RequestInvalid(
+            f"path {path!r} cannot be resolved ({error}); give a plain folder path"
+        ) from None
     if os.path.commonpath([allowed, real]) != allowed:
         raise RequestInvalid(
             f"path {path!r} resolves to {real}, which is outside the allowed root "

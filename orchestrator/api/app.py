@@ -322,7 +322,8 @@ class ProxyResources:
         title = f"Failed to proxy to the {kind} container"
         limit = self.executor.settings.proxy_max_bytes
         body = read_body(req, limit, "the executor's --proxy-max-bytes sets the limit")
-        content_type = req.content_type or "application/json"
+        # No Content-Type in the request means none is sent on either.
+        content_type = req.content_type or ""
         try:
             planned = self.executor.plan_proxy(
                 kind, identifier, path, body, content_type

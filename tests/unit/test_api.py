@@ -1,6 +1,7 @@
 """API behaviour that needs no Docker engine, through Falcon's test client."""
 
 import json
+import os
 from pathlib import Path
 
 import docker
@@ -10,8 +11,9 @@ from falcon import testing
 from orchestrator.api.app import create_app
 from orchestrator.api.problems import MAX_BODY_BYTES, MAX_NESTING
 from orchestrator.config import Settings
+from orchestrator.errors import RequestInvalid
 from orchestrator.merger import create_app as create_merger_app
-from orchestrator.service import Executor
+from orchestrator.service import Executor, allowed_folder
 
 GOLDEN = Path(__file__).parent.parent / "golden"
 
@@ -344,3 +346,31 @@ def test_body_numbers_outside_json_rejected(client, text, fragment):
     )
     assert response.status_code == 400
     assert fragment in response.json["detail"]
+
+
+def test_try_path_with_nul_rejected(client):
+    body = {
+        "sessionId": "abc",
+        "localTemplateId": "0b6f3c1e-9a47-4d2b-8f31-5c2e7a9d4410",
+        "template": example("template-version"),
+        "source": "path",
+        "path": "/tmp/a\u0000b",
+    }
+    response = client.simulate_post(
+        "/executor/try", json=body, query_string="dry_run=true"
+    )
+    assert response.status_code == 400
+    assert "$.path" in " ".join(response.json["data"])
+
+
+def test_try_path_resolve_error_is_400(monkeypatch):
+    resolve = os.path.realpath
+
+    def broken(path):
+        if path == "/tmp/racing":
+            raise OSError(22, "Invalid argument")
+        return resolve(path)
+
+    monkeypatch.setattr(os.path, "realpath", broken)
+    with pytest.raises(RequestInvalid, match="cannot be resolved"):
+        allowed_folder("/tmp/racing", "/")

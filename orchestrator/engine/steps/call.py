@@ -74,7 +74,7 @@ def send(
         content_type, text = raw
         options = {
             "data": text.encode("utf-8"),
-            "headers": {"Content-Type": content_type},
+            "headers": {"Content-Type": content_type} if content_type else {},
         }
     try:
         response = http().request(
