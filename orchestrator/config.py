@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import re
 from dataclasses import dataclass, field, fields
@@ -67,8 +68,9 @@ class Settings:
             "registry_timeout",
             "proxy_timeout",
         ):
-            if getattr(self, name) <= 0:
-                found.append(f"--{option(name)} {getattr(self, name)} must be above 0")
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                found.append(f"--{option(name)} {value} must be a number above 0")
         if not DOCKER_NAME.fullmatch(self.network):
             found.append(
                 f"--network {self.network!r} is not a Docker network name; use "

@@ -133,10 +133,32 @@ class UniqueKeyLoader(yaml.SafeLoader):
     let a typo in a hand-written plan silently override an argument.
     """
 
+    def compose_node(self, parent, index):
+        # An alias repeats a node without copying it, so a few lines of nested
+        # aliases can stand for billions of nodes once the plan is walked.
+        if self.check_event(yaml.events.AliasEvent):
+            event = self.peek_event()
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"alias *{event.anchor} is not supported in plans; write the value "
+                f"out where it is used",
+                event.start_mark,
+            )
+        return super().compose_node(parent, index)
+
     def construct_mapping(self, node, deep=False):
         seen: set = set()
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
+            if not isinstance(key, str):
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"a mapping key must be text, not {type(key).__name__}; "
+                    f"quote the key",
+                    key_node.start_mark,
+                )
             if key in seen:
                 raise yaml.constructor.ConstructorError(
                     None,
@@ -221,6 +243,8 @@ def rule_violations(plan: dict[str, Any]) -> list[tuple[tuple, str]]:
     finished = set(seen)
     for index, step in enumerate(plan.get("on_failure", [])):
         visit(step, finished, ("on_failure", index))
+        # A clean-up step may use the output of the clean-up steps before it.
+        finished.add(step["name"])
     return problems
 
 

@@ -41,4 +41,4 @@ def test_network_setup_rejects_host_network():
 
     assert result.returncode != 0
     assert "driver 'host'" in result.stdout + result.stderr
-    assert "choose another name" in result.stdout + result.stderr
+    assert "choose another network name" in result.stdout + result.stderr

@@ -79,6 +79,7 @@ def test_run_keeps_same_container(server, engine, local_fixture_images, prefix):
         ({"labels": {"cyanprint.test": "two"}}, "label cyanprint.test"),
         ({"environment": {"MODE": "other"}}, "environment variable MODE"),
         ("mount", "volume mounts differ"),
+        ({"labels": {}}, "created from other arguments"),
     ],
 )
 def test_run_replaces_changed_container(
@@ -101,3 +102,46 @@ def test_run_replaces_changed_container(
 
     assert second.results[0].status == "changed"
     assert second.results[0].output["id"] != first.results[0].output["id"]
+
+
+def test_run_same_volume_twice(
+    server, engine, docker_client, local_fixture_images, prefix
+):
+    volume = prefix + "-v"
+    docker_client.volumes.create(volume)
+    mounts = [
+        {"volume": volume, "target": "/data", "read_only": True},
+        {"volume": volume, "target": "/copy"},
+    ]
+    plan = run_plan(
+        server, local_fixture_images["processor"], prefix + "-c", mounts=mounts
+    )
+
+    first = engine.apply(plan)
+    second = engine.apply(plan)
+
+    assert first.results[0].status == "changed", first.results[0].message
+    assert second.results[0].status == "ok", second.results[0].message
+    container = docker_client.containers.get(prefix + "-c")
+    targets = {m["Destination"]: m["RW"] for m in container.attrs["Mounts"]}
+    assert targets == {"/data": False, "/copy": True}
+
+
+def test_run_missing_volume_keeps_running_container(
+    server, engine, docker_client, local_fixture_images, prefix
+):
+    image = local_fixture_images["processor"]
+    first = engine.apply(run_plan(server, image, prefix + "-c"))
+    broken = run_plan(
+        server,
+        image,
+        prefix + "-c",
+        mounts=[{"volume": prefix + "-none", "target": "/d"}],
+    )
+
+    report = engine.apply(broken)
+
+    assert report.failed
+    container = docker_client.containers.get(prefix + "-c")
+    assert container.id == first.results[0].output["id"]
+    assert container.status == "running"

@@ -46,3 +46,24 @@ def test_port_in_use_is_one_line(style):
         line = json.loads(line)["message"]
     assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in line
     assert "choose another port with --port or CYANPRINT_PORT" in line
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
+def test_timeout_option_must_be_finite(value):
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "orchestrator.cli",
+            "plan",
+            "setup",
+            "--call-timeout",
+            value,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 2
+    assert f"--call-timeout {float(value)} must be a number above 0" in result.stderr
+    assert "Traceback" not in result.stderr

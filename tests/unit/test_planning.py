@@ -382,3 +382,40 @@ def test_yaml_filter_round_trips_floats():
     loaded = yaml.load(to_yaml_scalar({"config": values}), Loader=UniqueKeyLoader)
     assert loaded == {"config": values}
     assert [type(value) for value in loaded["config"]] == [type(v) for v in values]
+
+
+@pytest.mark.parametrize(
+    ("text", "fragment"),
+    [
+        ("labels: {1: '2'}", "a mapping key must be text, not int"),
+        ("labels: {? [a, b] : '1'}", "a mapping key must be text, not list"),
+        ("labels: &l {a: '1'}\n    extra: *l", "alias *l is not supported"),
+    ],
+)
+def test_plan_yaml_keys_and_aliases_rejected(text, fragment):
+    plan = (
+        f"name: x\nsteps:\n  - name: n\n    kind: network\n    network: n\n    {text}\n"
+    )
+    with pytest.raises(PlanInvalid) as raised:
+        load(plan, "plan.yaml")
+    assert fragment in raised.value.message
+    assert raised.value.message.startswith("plan.yaml:")
+
+
+def test_clean_up_step_may_use_earlier_clean_up():
+    plan = {
+        "name": "x",
+        "steps": [{"name": "n", "kind": "network", "network": "n"}],
+        "on_failure": [
+            {"name": "first", "kind": "teardown", "containers": ["c"]},
+            {
+                "name": "second",
+                "kind": "call",
+                "container": "c",
+                "port": 1,
+                "path": "/",
+                "body": {"removed": "${first.containers}"},
+            },
+        ],
+    }
+    assert rule_violations(plan) == []

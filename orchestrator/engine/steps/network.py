@@ -57,7 +57,7 @@ class Network(Step):
         if driver != "bridge":
             raise StepFailed(
                 f"network {name} exists with driver {driver!r}, but containers need a "
-                f"bridge network; choose another name (--network)",
+                f"bridge network; choose another network name",
                 resource=name,
             )
         return found[0]

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import time
 
 import docker.errors
 import requests
 from docker.models.containers import Container
+from docker.types import Mount
 
 from ...errors import StepFailed
 from ..context import Context, http
@@ -21,6 +24,9 @@ from ..dockerapi import (
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
+
+# Label holding a digest of the arguments a container was created from.
+LABEL_SPEC = "cyanprint.spec"
 
 DEFAULT_READY_TIMEOUT = 60.0
 # Readiness polling starts fast and backs off to this interval (seconds), so a
@@ -57,6 +63,8 @@ class Run(Step):
     def apply(self, context: Context) -> Outcome:
         name = self.resource()
         with context.locks("container:" + name):
+            # Checked first, so a step bound to fail never removes a container.
+            self._require_volumes(context)
             existing = self._reusable(context)
             if existing is not None:
                 elapsed = self._wait_ready(context, existing)
@@ -145,6 +153,9 @@ class Run(Step):
         }
         if mounted != self._wanted_mounts():
             return "its volume mounts differ"
+        if labels.get(LABEL_SPEC) != self._spec():
+            # Labels, variables or a command the step no longer lists.
+            return "it was created from other arguments"
         return ""
 
     def _wanted_mounts(self) -> set[tuple[str, str, bool]]:
@@ -179,9 +190,8 @@ class Run(Step):
             existing.remove(force=True)
         return None
 
-    def _create(self, context: Context) -> Container:
-        args = self.args
-        for mount in args.get("mounts", []):
+    def _require_volumes(self, context: Context) -> None:
+        for mount in self.args.get("mounts", []):
             # Docker would create a missing volume, empty and unlabelled, that
             # no teardown by label ever finds.
             with translated("inspect volume", mount["volume"]):
@@ -194,22 +204,40 @@ class Run(Step):
                         f"(a volume step before this one)",
                         resource=self.resource(),
                     ) from None
-        volumes = {
-            mount["volume"]: {
-                "bind": mount["target"],
-                "mode": "ro" if mount.get("read_only") else "rw",
-            }
-            for mount in args.get("mounts", [])
+
+    def _spec(self) -> str:
+        """Return a digest of everything the step creates its container from."""
+        args = self.args
+        described = {
+            "image": args["image"],
+            "command": args.get("command"),
+            "environment": args.get("environment") or {},
+            "labels": args.get("labels") or {},
+            "mounts": sorted(self._wanted_mounts()),
         }
+        text = json.dumps(described, sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def _create(self, context: Context) -> Container:
+        args = self.args
+        mounts = [
+            Mount(
+                mount["target"],
+                mount["volume"],
+                type="volume",
+                read_only=bool(mount.get("read_only")),
+            )
+            for mount in args.get("mounts", [])
+        ]
         with translated("create container", self.resource()):
             container = context.client.containers.create(
                 args["image"],
                 name=self.resource(),
                 command=args.get("command"),
                 environment=args.get("environment") or {},
-                labels=args.get("labels") or {},
+                labels={**(args.get("labels") or {}), LABEL_SPEC: self._spec()},
                 network=args["network"],
-                volumes=volumes,
+                mounts=mounts,
                 detach=True,
             )
         log.info(

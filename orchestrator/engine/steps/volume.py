@@ -79,9 +79,17 @@ class Volume(Step):
         container = None
         try:
             with translated("create fill container for volume", volume):
-                # A helper left by a crashed earlier fill would block the name.
+                # A helper left by a crashed earlier fill would block the name;
+                # a container of that name that is no fill helper is not ours.
                 stale = find_container(client, helper)
                 if stale is not None:
+                    if stale.labels.get(LABEL_KIND) != "fill":
+                        raise StepFailed(
+                            f"filling volume {volume}: container {helper} already "
+                            f"exists and is not a fill helper; remove it or name "
+                            f"another fill.container",
+                            resource=volume,
+                        )
                     stale.remove(force=True)
                 try:
                     container = client.containers.create(
