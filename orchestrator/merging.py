@@ -208,9 +208,12 @@ class Merger:
             versions = [layers[index].directory / path for index in owners]
             if not all(_is_text(version) for version in versions):
                 record["resolver"] = None
+                reason = "not UTF-8 text in every version"
+                if any(version.is_symlink() for version in versions):
+                    reason = "a symbolic link in some version"
                 result.warnings.append(
-                    f"{path}: not UTF-8 text in every version, so resolver "
-                    f"{resolver.id} was skipped and the last version was kept"
+                    f"{path}: {reason}, so resolver {resolver.id} was skipped "
+                    f"and the last version was kept"
                 )
                 continue
             jobs.append((path, owners, resolver))

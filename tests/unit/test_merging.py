@@ -194,3 +194,16 @@ def test_single_writer_files_moved(tmp_path):
     # Conflicting versions are copied, so resolvers can still read each one.
     assert (given[0].directory / "both.txt").read_text() == "1"
     assert (given[1].directory / "both.txt").read_text() == "2"
+
+
+def test_link_conflict_warning_names_the_link(tmp_path):
+    given = layers(tmp_path, {"notes.txt": "text"}, {"target.txt": "t"})
+    (given[1].directory / "notes.txt").symlink_to("target.txt")
+    result = Merger(no_resolver).merge(
+        given, tmp_path / "out", [ResolverSpec("r", ["*.txt"])]
+    )
+    assert (tmp_path / "out/notes.txt").is_symlink()
+    assert result.warnings == [
+        "notes.txt: a symbolic link in some version, so resolver r was skipped "
+        "and the last version was kept"
+    ]
