@@ -137,7 +137,7 @@ def settings_from(arguments: argparse.Namespace) -> Settings:
 def serve(arguments: argparse.Namespace) -> int:
     import waitress
 
-    from .api.app import create_app
+    from .api.app import create_app, server_options
     from .service import Executor
 
     settings = settings_from(arguments)
@@ -159,12 +159,7 @@ def serve(arguments: argparse.Namespace) -> int:
     )
     try:
         server = waitress.create_server(
-            app,
-            host=settings.host,
-            port=settings.port,
-            threads=settings.threads,
-            ident="cyanprint-executor",
-            channel_timeout=int(max(120, settings.call_timeout)),
+            app, host=settings.host, port=settings.port, **server_options(settings)
         )
     except (OSError, ValueError) as error:
         # waitress raises ValueError for a host name it cannot resolve.

@@ -20,7 +20,7 @@ import waitress
 import yaml
 
 from orchestrator import names
-from orchestrator.api.app import create_app
+from orchestrator.api.app import create_app, server_options
 from orchestrator.config import Settings
 from orchestrator.engine import Engine, Report, StepResult
 from orchestrator.service import Executor
@@ -293,12 +293,7 @@ def start_server(settings: Settings, client: docker.DockerClient) -> Server:
     executor = BenchExecutor(settings, client)
     # The same waitress options as `cyanprint-executor serve`, on loopback.
     wsgi = waitress.create_server(
-        create_app(executor),
-        host="127.0.0.1",
-        port=0,
-        threads=settings.threads,
-        ident="cyanprint-executor",
-        channel_timeout=int(max(120, settings.call_timeout)),
+        create_app(executor), host="127.0.0.1", port=0, **server_options(settings)
     )
     thread = threading.Thread(target=wsgi.run, name="executor-api", daemon=True)
     thread.start()

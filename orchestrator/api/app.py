@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
 import falcon
 
 from .. import logs
+from ..config import Settings
 from ..engine.engine import CHANGING_ACTIONS
 from ..errors import ExecutorError, PlanInvalid, RequestInvalid
 from ..registry import RegistryUnavailable
@@ -389,3 +391,20 @@ def create_app(executor: Executor) -> falcon.App:
         "/proxy/resolver/{resolver_id}/api/resolve", proxies, suffix="resolver"
     )
     return app
+
+
+# waitress makes the thread serving a response wait while more than this many
+# bytes are queued for a client that reads slowly. The queue spills to
+# temporary files past 1 MiB, so with no practical bound a client that stops
+# reading costs disk space, not one of the --threads worker threads.
+UNBOUNDED_OUTPUT_QUEUE = 1 << 50
+
+
+def server_options(settings: Settings) -> dict[str, Any]:
+    """Return the waitress options the executor's API is served with."""
+    return {
+        "threads": settings.threads,
+        "ident": "cyanprint-executor",
+        "channel_timeout": int(max(120, settings.call_timeout)),
+        "outbuf_high_watermark": UNBOUNDED_OUTPUT_QUEUE,
+    }

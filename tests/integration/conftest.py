@@ -15,7 +15,7 @@ import waitress
 import yaml
 
 from orchestrator import names
-from orchestrator.api.app import create_app
+from orchestrator.api.app import create_app, server_options
 from orchestrator.config import Settings
 from orchestrator.engine import Engine
 from orchestrator.service import Executor
@@ -163,8 +163,9 @@ def server(
         try_root=str(tmp_path_factory.getbasetemp()),
     )
     executor = Executor(settings, docker_client)
+    # The service's own waitress options, so the tests serve as it does.
     wsgi = waitress.create_server(
-        create_app(executor), host="127.0.0.1", port=0, threads=16
+        create_app(executor), host="127.0.0.1", port=0, **server_options(settings)
     )
     thread = threading.Thread(target=wsgi.run, daemon=True)
     thread.start()

@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
+import json
+import socket
 import threading
 
 import pytest
+import requests
+import waitress
 
 from orchestrator import names
+from orchestrator.api.app import create_app, server_options
 from orchestrator.service import archive_chunks
 
 from .conftest import make_template, new_id, new_session, session_leftovers
@@ -257,3 +263,47 @@ def test_delete_during_stream_keeps_archive(
     received.extend(chunks)
     files, _ = read_archive(b"".join(received))
     assert len([path for path in files if path.startswith("bulk/")]) == 16
+
+
+def test_stalled_client_keeps_no_worker(server, cleanup, fixture_images):
+    template = fixture_template(fixture_images)
+    session_id, merger_id = new_session(), new_id()
+    warm_and_start(server, cleanup, template, session_id, merger_id)
+    # One worker thread: if a stalled download kept it, nothing else would run.
+    settings = dataclasses.replace(server.executor.settings, threads=1)
+    wsgi = waitress.create_server(
+        create_app(server.executor),
+        host="127.0.0.1",
+        port=0,
+        **server_options(settings),
+    )
+    threading.Thread(target=wsgi.run, daemon=True).start()
+    port = int(wsgi.effective_port)
+    processors = [
+        {
+            "name": "cyan/render",
+            "config": {"bulk": {"count": 64, "size": 512 * 1024}},
+            "files": [],
+        }
+    ]
+    body = json.dumps(build_body(template.body, merger_id, processors, [])).encode()
+    stalled = socket.create_connection(("127.0.0.1", port))
+    try:
+        stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        stalled.sendall(
+            f"POST /executor/{session_id} HTTP/1.1\r\nHost: test\r\n"
+            f"Content-Type: application/json\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body
+        )
+        assert stalled.recv(12) == b"HTTP/1.1 200"
+        # The client reads nothing more; the server must still answer others.
+        answer = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
+        assert answer.status_code == 200
+        deleted = requests.delete(
+            f"http://127.0.0.1:{port}/executor/{session_id}", timeout=60
+        )
+        assert deleted.status_code == 200
+    finally:
+        stalled.close()
+        wsgi.close()
