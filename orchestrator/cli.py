@@ -219,6 +219,9 @@ def merger(arguments: argparse.Namespace) -> int:
     from .merger import create_app
 
     logs.configure(arguments.log_level, "json", arguments.session)
+    # As a container's first process, Python would ignore SIGTERM without a
+    # handler, so `docker stop` would wait its full grace period.
+    stop_on_signals()
     log.info(
         "merger %s listening on port %d, root %s",
         __version__,

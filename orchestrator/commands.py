@@ -12,7 +12,7 @@ from typing import Any, TextIO
 
 from .config import Settings
 from .engine.report import FAILED, StepResult
-from .errors import ExecutorError, PlanInvalid, RequestInvalid
+from .errors import ExecutorError, PlanInvalid, RequestInvalid, StepFailed
 from .planning import PLAN_KINDS, load
 
 # The plans `plan` can print: a proxy plan needs an HTTP request to pass on.
@@ -55,6 +55,7 @@ def report_errors(error: ExecutorError, stream: TextIO) -> None:
 
 def plan_command(arguments: argparse.Namespace, settings: Settings) -> int:
     """Print the YAML plan that one endpoint's request renders to."""
+    from .api.problems import finite_float, reject_constant
     from .service import Executor
 
     executor = Executor(settings)
@@ -66,9 +67,16 @@ def plan_command(arguments: argparse.Namespace, settings: Settings) -> int:
                 raise RequestInvalid(f"plan {arguments.kind} needs a REQUEST file or -")
             source = arguments.request
             try:
-                body = json.loads(read_text(source))
-            except json.JSONDecodeError as error:
-                raise RequestInvalid(f"{source}: not valid JSON: {error}") from None
+                # Read as the API reads bodies: no NaN, Infinity or 1e400.
+                body = json.loads(
+                    read_text(source),
+                    parse_constant=reject_constant,
+                    parse_float=finite_float,
+                )
+            except ValueError as error:  # JSONDecodeError, and the checks above
+                raise RequestInvalid(
+                    f"{display_name(source)}: not valid JSON: {error}"
+                ) from None
         if arguments.kind in ("session-warm", "build", "delete") and not session:
             raise RequestInvalid(f"plan {arguments.kind} needs --session ID")
         planned = {
@@ -120,7 +128,7 @@ class ArchiveSink:
     def __init__(self, output: str | None) -> None:
         self.output = output
         self.file = None
-        self.failed = False
+        self.written = False
         if output:
             folder = os.path.dirname(os.path.abspath(output))
             self.file = tempfile.NamedTemporaryFile(
@@ -128,10 +136,16 @@ class ArchiveSink:
             )
 
     def listen(self, result: StepResult) -> None:
-        """Print a step's result, and read its archive if it streamed one."""
+        """Read a step's archive if it streamed one, then print the step's result.
+
+        An archive that breaks off fails its step, so the plan stops there and
+        its on_failure steps run as after any other failure.
+        """
+        if result.kind == "archive" and result.status != FAILED and result.output:
+            self._read(result)
         print_result(result)
-        if result.kind != "archive" or result.status == FAILED or not result.output:
-            return
+
+    def _read(self, result: StepResult) -> None:
         size = 0
         try:
             for chunk in result.output["stream"]:
@@ -139,26 +153,32 @@ class ArchiveSink:
                 if self.file:
                     self.file.write(chunk)
         except Exception as error:  # the stream breaks in many ways
-            self.failed = True
-            print(
-                f"error: the archive from step {result.name} broke off after {size} "
-                f"bytes: {error}",
-                file=sys.stderr,
+            message = (
+                f"the archive broke off after {size} bytes: {type(error).__name__}: "
+                f"{error}"
             )
+            result.status = FAILED
+            result.message = message
+            result.error = StepFailed(message, step=result.name, kind=result.kind)
             return
         finally:
             result.output["response"].close()
-        where = (
-            f" to {self.output}" if self.output else " (use --output FILE to keep it)"
-        )
-        print(f"archive from step {result.name}: {size} bytes{where}")
+        self.written = True
+        where = " (use --output FILE to keep it)"
+        if self.output:
+            where = f" to {self.output}"
+        result.message += f"; {size} bytes{where}"
 
     def finish(self, keep: bool) -> None:
-        """Move the archive to `--output` when `keep`, else discard it."""
+        """Move the archive to `--output` when `keep` and one was read, else drop it."""
         if not self.file:
             return
         self.file.close()
-        if keep and not self.failed and self.output:
+        if keep and self.written and self.output:
+            # A temporary file is private (0600); the output follows the umask.
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(self.file.name, 0o666 & ~umask)
             os.replace(self.file.name, self.output)
         else:
             os.unlink(self.file.name)
@@ -200,7 +220,7 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
     if report.interrupted:
         print("interrupted: the steps after the interrupted one did not run")
         return EXIT_INTERRUPTED
-    return EXIT_FAILED if report.failed or sink.failed else 0
+    return EXIT_FAILED if report.failed else 0
 
 
 def open_sink(output: str | None) -> ArchiveSink:

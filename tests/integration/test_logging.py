@@ -129,3 +129,22 @@ def test_archive_failing_midway_logged(
     )
     assert record.levelno == logging.ERROR
     assert record.session == session_id
+
+
+def test_merger_stops_on_sigterm(docker_resources, executor_image, test_network):
+    container = docker_resources.run(
+        executor_image,
+        "merger",
+        command=["cyanprint-executor", "merger"],
+        network=test_network,
+    )
+    wait_until_ready(container, test_network)
+
+    started = time.monotonic()
+    container.stop(timeout=10)
+    container.reload()
+
+    # Without a handler the engine would wait the whole 10 s, then kill it.
+    assert time.monotonic() - started < 5
+    assert container.attrs["State"]["ExitCode"] == 0
+    assert "received SIGTERM, stopping" in container.logs().decode()

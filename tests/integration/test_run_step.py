@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import uuid
 
 import pytest
@@ -145,3 +146,28 @@ def test_run_missing_volume_keeps_running_container(
     container = docker_client.containers.get(prefix + "-c")
     assert container.id == first.results[0].output["id"]
     assert container.status == "running"
+
+
+def test_run_replaces_when_tag_moves(
+    server, engine, docker_client, local_fixture_images, prefix
+):
+    tag = f"cyanprint-test/moving-tag:{prefix}"
+    processor = docker_client.images.get(local_fixture_images["processor"])
+    processor.tag(tag)
+    plan = run_plan(server, tag, prefix + "-c")
+    try:
+        first = engine.apply(plan)
+        dockerfile = f"FROM {local_fixture_images['processor']}\nLABEL moved={prefix}\n"
+        rebuilt, _ = docker_client.images.build(
+            fileobj=io.BytesIO(dockerfile.encode()), tag=tag
+        )
+
+        second = engine.apply(plan)
+
+        assert second.results[0].status == "changed", second.results[0].message
+        container = docker_client.containers.get(prefix + "-c")
+        assert container.id != first.results[0].output["id"]
+        assert container.attrs["Image"] == rebuilt.id
+    finally:
+        docker_client.containers.get(prefix + "-c").remove(force=True)
+        docker_client.images.remove(tag, force=True)

@@ -9,6 +9,9 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.commands import ArchiveSink
+from orchestrator.engine.report import StepResult
+
 ROOT = Path(__file__).parents[2]
 
 
@@ -67,3 +70,64 @@ def test_timeout_option_must_be_finite(value):
     assert result.returncode == 2
     assert f"--call-timeout {float(value)} must be a number above 0" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+class BrokenResponse:
+    closed = False
+
+    def close(self) -> None:
+        self.closed = True
+
+
+def archive_result(chunks) -> StepResult:
+    response = BrokenResponse()
+    return StepResult(
+        "archive",
+        "archive",
+        "ok",
+        0.1,
+        "streaming",
+        {"stream": chunks, "response": response},
+    )
+
+
+def test_sink_broken_archive_fails_step(tmp_path, capsys):
+    def broken():
+        yield b"abc"
+        raise ConnectionError("merger went away")
+
+    output = tmp_path / "out.tgz"
+    output.write_bytes(b"previous")
+    sink = ArchiveSink(str(output))
+    result = archive_result(broken())
+
+    sink.listen(result)
+    sink.finish(keep=True)
+
+    assert result.status == "failed"
+    assert "broke off after 3 bytes" in result.message
+    assert result.output["response"].closed
+    assert output.read_bytes() == b"previous"
+    assert list(tmp_path.iterdir()) == [output]
+
+
+def test_sink_without_archive_keeps_output(tmp_path):
+    output = tmp_path / "out.tgz"
+    output.write_bytes(b"previous")
+    sink = ArchiveSink(str(output))
+    sink.finish(keep=True)
+    assert output.read_bytes() == b"previous"
+    assert list(tmp_path.iterdir()) == [output]
+
+
+def test_sink_output_follows_umask(tmp_path):
+    output = tmp_path / "out.tgz"
+    sink = ArchiveSink(str(output))
+    sink.listen(archive_result(iter([b"abc", b"de"])))
+    previous = os.umask(0o022)
+    try:
+        sink.finish(keep=True)
+    finally:
+        os.umask(previous)
+    assert output.read_bytes() == b"abcde"
+    assert output.stat().st_mode & 0o777 == 0o644

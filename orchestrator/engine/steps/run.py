@@ -41,6 +41,15 @@ def anonymous(volume: str) -> bool:
     return len(volume) == 64 and all(c in "0123456789abcdef" for c in volume)
 
 
+def image_id(context: Context, image: str) -> str:
+    """Return the id of the image `image` names now, or '' when it is missing."""
+    with translated("inspect image", image):
+        try:
+            return context.client.images.get(image).id
+        except docker.errors.ImageNotFound:
+            return ""
+
+
 class Run(Step):
     kind = "run"
     outputs = ("container", "id", "address")
@@ -103,7 +112,7 @@ class Run(Step):
         context.expectations.create("container", name, self.args.get("labels"))
         if existing is None:
             return Change("start", f"would create and start {name}")
-        problem = self._stale_reason(existing)
+        problem = self._stale_reason(context, existing)
         if problem:
             return Change(
                 "remove", f"would remove {name} ({problem}) and start it anew"
@@ -125,7 +134,7 @@ class Run(Step):
                 )
         return ""
 
-    def _stale_reason(self, existing: Container) -> str:
+    def _stale_reason(self, context: Context, existing: Container) -> str:
         """Say why an existing container cannot be kept, or return ''."""
         config = existing.attrs.get("Config") or {}
         image = config.get("Image")
@@ -134,6 +143,9 @@ class Run(Step):
             return f"status {existing.status}"
         if image != self.args["image"]:
             return f"image {image}"
+        if existing.attrs.get("Image") != image_id(context, image):
+            # The tag was moved to another image, by a rebuild for example.
+            return f"image {image} now names another image"
         if self.args["network"] not in networks:
             return f"not on network {self.args['network']}"
         labels = config.get("Labels") or {}
@@ -178,7 +190,7 @@ class Run(Step):
             existing = find_container(context.client, name)
             if existing is None:
                 return None
-            problem = self._stale_reason(existing)
+            problem = self._stale_reason(context, existing)
             if not problem:
                 return existing
             log.info(

@@ -58,7 +58,12 @@ class Teardown(Step):
         }
         if selector:
             with translated("list resources labelled", self.resource()):
-                for container in client.containers.list(all=True, filters=filters):
+                # A container removed while the list is read (by the step that
+                # made it, after an interrupt) is simply gone, not an error.
+                listed = client.containers.list(
+                    all=True, filters=filters, ignore_removed=True
+                )
+                for container in listed:
                     targets["container"].add(container.name)
                 if self.args.get("remove_volumes"):
                     for volume in client.volumes.list(filters=filters):
