@@ -419,3 +419,33 @@ def test_clean_up_step_may_use_earlier_clean_up():
         ],
     }
     assert rule_violations(plan) == []
+
+
+@pytest.mark.parametrize(
+    ("written", "value"),
+    [
+        ("010", 10),
+        ("0x1F", 31),
+        ("1e3", 1000.0),
+        ("1:30", "1:30"),
+        ("1_000", "1_000"),
+        ("2026-01-01", "2026-01-01"),
+    ],
+)
+def test_plan_numbers_read_as_yaml_1_2(written, value):
+    plan = load(
+        "name: x\nsteps:\n  - name: c\n    kind: call\n    container: c\n"
+        f"    port: 1\n    path: /\n    body: {{value: {written}}}\n"
+    )
+    body = plan["steps"][0]["body"]
+    assert body == {"value": value}
+    assert type(body["value"]) is type(value)
+
+
+def test_plan_binary_tag_rejected():
+    with pytest.raises(PlanInvalid, match="tagged tag:yaml.org,2002:binary"):
+        load(
+            "name: x\nsteps:\n  - name: c\n    kind: call\n    container: c\n"
+            "    port: 1\n    path: /\n    body: !!binary aGk=\n",
+            "plan.yaml",
+        )
