@@ -218,7 +218,7 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
         f"failed={counts['failed']} skipped={counts['skipped']}"
     )
     if report.interrupted:
-        print("interrupted: the steps after the interrupted one did not run")
+        print("interrupted: the plan did not finish; see the steps above")
         return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else 0
 

@@ -443,7 +443,7 @@ def test_plan_numbers_read_as_yaml_1_2(written, value):
 
 
 def test_plan_binary_tag_rejected():
-    with pytest.raises(PlanInvalid, match="tagged tag:yaml.org,2002:binary"):
+    with pytest.raises(PlanInvalid, match=r"tagged tag:yaml\.org,2002:binary"):
         load(
             "name: x\nsteps:\n  - name: c\n    kind: call\n    container: c\n"
             "    port: 1\n    path: /\n    body: !!binary aGk=\n",

@@ -150,7 +150,7 @@ class Run(Step):
             return f"not on network {self.args['network']}"
         labels = config.get("Labels") or {}
         for key, value in (self.args.get("labels") or {}).items():
-            if labels.get(key) != value:
+            if key != LABEL_SPEC and labels.get(key) != value:
                 return f"label {key} is {labels.get(key)!r}, not {value!r}"
         environment = set(config.get("Env") or [])
         for key, value in (self.args.get("environment") or {}).items():
