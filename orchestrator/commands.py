@@ -118,7 +118,7 @@ def print_result(result: StepResult) -> None:
 
 
 class ArchiveSink:
-    """Where `apply` writes the archive a plan streams, as soon as its step ends.
+    """The destination of the archive a plan streams, read as soon as its step ends.
 
     The archive is read before the next step runs, since a later step may
     remove the container it streams from. It goes to a temporary file beside

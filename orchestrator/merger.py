@@ -126,11 +126,11 @@ class MergerResources:
             raise Problem(
                 400, "Invalid clear request", "keep must be a list of folders"
             )
-        kept = [self.inside(folder, "keep") for folder in keep]
+        spared = [self.inside(folder, "keep") for folder in keep]
         removed = 0
         if directory.is_dir():
             for entry in directory.iterdir():
-                if any(folder == entry or entry in folder.parents for folder in kept):
+                if any(folder == entry or entry in folder.parents for folder in spared):
                     continue
                 if entry.is_dir() and not entry.is_symlink():
                     shutil.rmtree(entry)

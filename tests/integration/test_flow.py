@@ -279,6 +279,7 @@ def test_stalled_client_keeps_no_worker(server, cleanup, fixture_images):
     )
     threading.Thread(target=wsgi.run, daemon=True).start()
     port = int(wsgi.effective_port)
+
     processors = [
         {
             "name": "cyan/render",
@@ -287,6 +288,7 @@ def test_stalled_client_keeps_no_worker(server, cleanup, fixture_images):
         }
     ]
     body = json.dumps(build_body(template.body, merger_id, processors, [])).encode()
+
     stalled = socket.create_connection(("127.0.0.1", port))
     try:
         stalled.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
@@ -297,7 +299,7 @@ def test_stalled_client_keeps_no_worker(server, cleanup, fixture_images):
             + body
         )
         assert stalled.recv(12) == b"HTTP/1.1 200"
-        # The client reads nothing more; the server must still answer others.
+        # The client reads nothing more, yet the server still serves others.
         answer = requests.get(f"http://127.0.0.1:{port}/", timeout=10)
         assert answer.status_code == 200
         deleted = requests.delete(
