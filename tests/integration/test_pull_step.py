@@ -29,7 +29,11 @@ def pushed_only(docker_client, registry, local_fixture_images):
     marker = uuid.uuid4().hex[:12]
     dockerfile = f"FROM {local_fixture_images['blob']}\nLABEL test.marker={marker}\n"
     local = f"cyanprint-test/pull-only:{marker}"
-    docker_client.images.build(fileobj=io.BytesIO(dockerfile.encode()), tag=local)
+    # rm and forcerm: the SDK keeps the build's intermediate containers
+    # unless told otherwise.
+    docker_client.images.build(
+        fileobj=io.BytesIO(dockerfile.encode()), tag=local, rm=True, forcerm=True
+    )
     reference, tag = registry.push(local, "cyanprint-test/pull-only")
     # The registry names the manifest's digest, which is what a pull by digest uses.
     manifest = requests.head(

@@ -158,8 +158,10 @@ def test_run_replaces_when_tag_moves(
     try:
         first = engine.apply(plan)
         dockerfile = f"FROM {local_fixture_images['processor']}\nLABEL moved={prefix}\n"
+        # rm and forcerm: the SDK keeps the build's intermediate containers
+        # unless told otherwise.
         rebuilt, _ = docker_client.images.build(
-            fileobj=io.BytesIO(dockerfile.encode()), tag=tag
+            fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True
         )
 
         second = engine.apply(plan)
