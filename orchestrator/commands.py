@@ -232,7 +232,7 @@ def open_sink(output: str | None) -> ArchiveSink:
 
 def check_plan(engine, plan: dict) -> int:
     """Print what each step would change; exit 1 when a step would fail."""
-    from .engine.engine import CHANGING_ACTIONS
+    from .engine.engine import count_changes
 
     try:
         changes = engine.check(plan)
@@ -241,8 +241,7 @@ def check_plan(engine, plan: dict) -> int:
         return EXIT_INTERRUPTED
     for change in changes:
         print(f"{change['action']:<8} {change['name']:<24} {change['detail']}")
-    count = sum(1 for change in changes if change["action"] in CHANGING_ACTIONS)
-    failures = sum(1 for change in changes if change["action"] == "fail")
+    count, failures = count_changes(changes)
     print(
         f"check: {count} of {len(changes)} steps would change something, "
         f"{failures} would fail"

@@ -10,7 +10,7 @@ import falcon
 
 from .. import logs
 from ..config import Settings
-from ..engine.engine import CHANGING_ACTIONS
+from ..engine.engine import count_changes
 from ..errors import ExecutorError, PlanInvalid, RequestInvalid
 from ..registry import RegistryUnavailable
 from ..service import (
@@ -110,10 +110,11 @@ def previewed(
         return True
     if req.context.check:
         changes = executor.check(planned)
+        changing, failing = count_changes(changes)
         resp.media = {
             "plan": planned.kind,
-            "changes": sum(1 for c in changes if c["action"] in CHANGING_ACTIONS),
-            "failures": sum(1 for c in changes if c["action"] == "fail"),
+            "changes": changing,
+            "failures": failing,
             "steps": changes,
         }
         return True

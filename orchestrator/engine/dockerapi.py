@@ -8,6 +8,7 @@ from contextlib import contextmanager
 import docker
 import docker.errors
 from docker.models.containers import Container
+from docker.models.networks import Network
 
 from ..errors import StepFailed
 from .context import Context
@@ -75,6 +76,38 @@ def log_tail(container: Container, lines: int = 20) -> str:
     return raw.decode("utf-8", errors="replace").strip() or "(no output)"
 
 
+def find_network(client: docker.DockerClient, name: str) -> Network | None:
+    """Return the network of exactly this name, or None."""
+    # The engine's name filter also matches other names that contain this one.
+    for network in client.networks.list(names=[name]):
+        if network.name == name:
+            return network
+    return None
+
+
+def on_engine(
+    client: docker.DockerClient, kind: str, name: str, running: bool = False
+) -> bool:
+    """Tell whether a container, volume, image or network exists on the engine.
+
+    With `running`, a container counts only while it runs.
+    """
+    with translated(f"inspect {kind}", name):
+        try:
+            if kind == "container":
+                container = client.containers.get(name)
+                return container.status == "running" or not running
+            if kind == "volume":
+                client.volumes.get(name)
+            elif kind == "image":
+                client.images.get(name)
+            elif kind == "network":
+                return find_network(client, name) is not None
+            return True
+        except docker.errors.NotFound:
+            return False
+
+
 def exists(context: Context, kind: str, name: str) -> bool:
     """Tell whether a resource would exist at this point of a plan in check mode.
 
@@ -84,17 +117,4 @@ def exists(context: Context, kind: str, name: str) -> bool:
     expected = context.expectations.known(kind, name)
     if expected is not None:
         return expected
-    client = context.client
-    with translated(f"inspect {kind}", name):
-        try:
-            if kind == "container":
-                return client.containers.get(name).status == "running"
-            if kind == "volume":
-                client.volumes.get(name)
-            elif kind == "image":
-                client.images.get(name)
-            elif kind == "network":
-                return any(n.name == name for n in client.networks.list(names=[name]))
-            return True
-        except docker.errors.NotFound:
-            return False
+    return on_engine(context.client, kind, name, running=True)

@@ -27,6 +27,13 @@ Listener = Callable[[StepResult], None]
 CHANGING_ACTIONS = ("create", "pull", "start", "remove")
 
 
+def count_changes(changes: list[dict[str, str]]) -> tuple[int, int]:
+    """Count the checked steps that would change Docker, and those that would fail."""
+    changing = sum(1 for change in changes if change["action"] in CHANGING_ACTIONS)
+    failing = sum(1 for change in changes if change["action"] == "fail")
+    return changing, failing
+
+
 class Engine:
     """Applies validated plans against one Docker engine.
 
@@ -95,11 +102,16 @@ class Engine:
         for step in flatten(items):
             if step["name"] not in done:
                 failure = StepFailed("interrupted", step=step["name"])
-                result = StepResult(
-                    step["name"], step["kind"], FAILED, duration, "interrupted"
+                record(
+                    StepResult(
+                        step["name"],
+                        step["kind"],
+                        FAILED,
+                        duration,
+                        "interrupted",
+                        error=failure,
+                    )
                 )
-                result.error = failure
-                record(result)
 
     def check(self, plan: dict[str, Any]) -> list[dict[str, str]]:
         """List, step by step, what applying `plan` would change; change nothing.

@@ -29,8 +29,8 @@ def pushed_only(docker_client, registry, local_fixture_images):
     marker = uuid.uuid4().hex[:12]
     dockerfile = f"FROM {local_fixture_images['blob']}\nLABEL test.marker={marker}\n"
     local = f"cyanprint-test/pull-only:{marker}"
-    # rm and forcerm: the SDK keeps the build's intermediate containers
-    # unless told otherwise.
+    # Without rm and forcerm, the SDK keeps the build's intermediate
+    # containers.
     docker_client.images.build(
         fileobj=io.BytesIO(dockerfile.encode()), tag=local, rm=True, forcerm=True
     )

@@ -158,8 +158,8 @@ def test_run_replaces_when_tag_moves(
     try:
         first = engine.apply(plan)
         dockerfile = f"FROM {local_fixture_images['processor']}\nLABEL moved={prefix}\n"
-        # rm and forcerm: the SDK keeps the build's intermediate containers
-        # unless told otherwise.
+        # Without rm and forcerm, the SDK keeps the build's intermediate
+        # containers.
         rebuilt, _ = docker_client.images.build(
             fileobj=io.BytesIO(dockerfile.encode()), tag=tag, rm=True, forcerm=True
         )

@@ -9,7 +9,7 @@ from docker.models.networks import Network as DockerNetwork
 
 from ...errors import StepFailed
 from ..context import Context
-from ..dockerapi import translated
+from ..dockerapi import find_network, translated
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
@@ -45,22 +45,17 @@ class Network(Step):
     def _existing(self, context: Context) -> DockerNetwork | None:
         """Return the network of exactly this name; fail unless it is a bridge."""
         name = self.resource()
-        # The engine's name filter also matches other names that contain this one.
-        found = [
-            network
-            for network in context.client.networks.list(names=[name])
-            if network.name == name
-        ]
-        if not found:
+        found = find_network(context.client, name)
+        if found is None:
             return None
-        driver = found[0].attrs.get("Driver")
+        driver = found.attrs.get("Driver")
         if driver != "bridge":
             raise StepFailed(
                 f"network {name} exists with driver {driver!r}, but containers need a "
                 f"bridge network; choose another network name",
                 resource=name,
             )
-        return found[0]
+        return found
 
     def check(self, context: Context) -> Change:
         name = self.resource()

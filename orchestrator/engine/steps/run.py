@@ -139,6 +139,7 @@ class Run(Step):
         config = existing.attrs.get("Config") or {}
         image = config.get("Image")
         networks = existing.attrs["NetworkSettings"].get("Networks") or {}
+
         if existing.status != "running":
             return f"status {existing.status}"
         if image != self.args["image"]:
@@ -148,6 +149,8 @@ class Run(Step):
             return f"image {image} now names another image"
         if self.args["network"] not in networks:
             return f"not on network {self.args['network']}"
+
+        # The step's own values first, so the reason names the one that differs.
         labels = config.get("Labels") or {}
         for key, value in (self.args.get("labels") or {}).items():
             if key != LABEL_SPEC and labels.get(key) != value:
@@ -163,14 +166,15 @@ class Run(Step):
             for mount in existing.attrs.get("Mounts") or []
             if mount.get("Type") == "volume" and not anonymous(mount.get("Name", ""))
         }
-        if mounted != self._wanted_mounts():
+        if mounted != self._expected_mounts():
             return "its volume mounts differ"
+
         if labels.get(LABEL_SPEC) != self._spec():
             # Labels, variables or a command the step no longer lists.
             return "it was created from other arguments"
         return ""
 
-    def _wanted_mounts(self) -> set[tuple[str, str, bool]]:
+    def _expected_mounts(self) -> set[tuple[str, str, bool]]:
         return {
             (mount["volume"], mount["target"], not mount.get("read_only"))
             for mount in self.args.get("mounts", [])
@@ -225,7 +229,7 @@ class Run(Step):
             "command": args.get("command"),
             "environment": args.get("environment") or {},
             "labels": args.get("labels") or {},
-            "mounts": sorted(self._wanted_mounts()),
+            "mounts": sorted(self._expected_mounts()),
         }
         text = json.dumps(described, sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]

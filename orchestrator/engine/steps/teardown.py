@@ -10,7 +10,7 @@ import docker.errors
 
 from ...errors import StepFailed
 from ..context import Context
-from ..dockerapi import explain, translated
+from ..dockerapi import explain, on_engine, translated
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
@@ -87,23 +87,12 @@ class Teardown(Step):
         for kind in KINDS:
             for name in sorted(set(targets[kind])):
                 known = expectations.known(kind, name)
-                if known or (known is None and self._exists(context, kind, name)):
+                if known or (known is None and on_engine(context.client, kind, name)):
                     found.append(name)
                     expectations.remove(kind, name)
         if not found:
             return Change("nothing", "nothing to remove")
         return Change("remove", "would remove " + ", ".join(found))
-
-    def _exists(self, context: Context, kind: str, name: str) -> bool:
-        with translated(f"inspect {kind}", name):
-            try:
-                if kind == "image":
-                    context.client.images.get(name)
-                else:
-                    self._collection(context, kind).get(name)
-                return True
-            except docker.errors.NotFound:
-                return False
 
     def apply(self, context: Context) -> Outcome:
         targets = self._targets(context)
