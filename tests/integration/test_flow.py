@@ -10,6 +10,7 @@ import threading
 import pytest
 import requests
 import waitress
+from support.containers import command_output
 
 from orchestrator import names
 from orchestrator.api.app import create_app, server_options
@@ -102,13 +103,13 @@ def check_archive(response, name):
 def area_entries(client, images, template, session_id) -> set[str]:
     """List the top-level entries of a session's work area."""
     volume = names.session_volume(template.id, session_id)
-    listing = client.containers.run(
+    listing = command_output(
+        client,
         images["blob"],
-        command=["/bin/busybox", "ls", "/area"],
+        ["/bin/busybox", "ls", "/area"],
         volumes={volume: {"bind": "/area", "mode": "ro"}},
-        remove=True,
     )
-    return set(listing.decode().split())
+    return set(listing.split())
 
 
 def test_whole_flow(

@@ -6,6 +6,7 @@ import os
 import threading
 
 import pytest
+from support.containers import command_output
 
 from orchestrator import names
 
@@ -26,13 +27,12 @@ def try_body(template, session_id, template_id, **source):
 
 def read_volume(client, images, volume: str, path: str) -> str:
     """Read one file out of a volume with the busybox in the blob fixture image."""
-    output = client.containers.run(
+    return command_output(
+        client,
         images["blob-local"],
-        command=["/bin/busybox", "cat", f"/data/{path}"],
+        ["/bin/busybox", "cat", f"/data/{path}"],
         volumes={volume: {"bind": "/data", "mode": "ro"}},
-        remove=True,
     )
-    return output.decode()
 
 
 @pytest.fixture
@@ -109,13 +109,13 @@ def test_try_from_folder(server, cleanup, docker_client, images, template, tmp_p
     assert read_volume(docker_client, images, volume, "nested/hello.txt") == (
         "hello from a folder"
     )
-    listing = docker_client.containers.run(
+    listing = command_output(
+        docker_client,
         images["blob-local"],
-        command=["/bin/busybox", "stat", "-c", "%a", "/data/run.sh"],
+        ["/bin/busybox", "stat", "-c", "%a", "/data/run.sh"],
         volumes={volume: {"bind": "/data", "mode": "ro"}},
-        remove=True,
     )
-    assert listing.decode().strip() == "755"
+    assert listing.strip() == "755"
 
 
 def test_ten_try_sessions_in_parallel(

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 
 import pytest
+from support.containers import command_output
 
 from orchestrator.planning import check
 
@@ -43,13 +44,12 @@ def leftovers(client, volume: str) -> list[str]:
 
 
 def read_volume(client, image: str, volume: str, *command: str) -> str:
-    output = client.containers.run(
+    return command_output(
+        client,
         image,
-        command=["/bin/busybox", *command],
+        ["/bin/busybox", *command],
         volumes={volume: {"bind": "/data", "mode": "ro"}},
-        remove=True,
     )
-    return output.decode()
 
 
 def test_fill_command_that_cannot_start(

@@ -78,6 +78,30 @@ class DockerResources:
             )
 
 
+def command_output(
+    client: docker.DockerClient, image: str, command: list[str], **kwargs
+) -> str:
+    """Run a command to its end in a new container and return what it printed.
+
+    The output is read after the container has exited and before it is
+    removed. (containers.run(remove=True) removes the container before it
+    reads the log stream, which can come back empty.)
+    """
+    container = client.containers.create(image, command=command, **kwargs)
+    try:
+        container.start()
+        status = container.wait(timeout=60)["StatusCode"]
+        output = container.logs(stdout=True, stderr=False).decode()
+        if status != 0:
+            errors = container.logs(stdout=False, stderr=True).decode(errors="replace")
+            raise RuntimeError(
+                f"{command} in {image} exited with status {status}: {errors}"
+            )
+        return output
+    finally:
+        container.remove(force=True)
+
+
 def container_ip(container: Container, network: str) -> str:
     """Return the container's IP address on a network."""
     container.reload()

@@ -27,6 +27,8 @@ from pathlib import Path
 import docker
 import docker.errors
 
+from .containers import command_output
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 IMAGES_DIR = REPO_ROOT / "tests" / "fixtures" / "images"
 SDK_REQUIREMENTS = IMAGES_DIR / "requirements-sdk.txt"
@@ -214,13 +216,13 @@ def _build_fixture(
 
 
 def _image_python_version(client: docker.DockerClient, image: str) -> str:
-    output = client.containers.run(
+    output = command_output(
+        client,
         image,
         ["python3", "-c", "import sys; print('%d.%d' % sys.version_info[:2])"],
         name=f"cyanprint-test-pyversion-{uuid.uuid4().hex[:8]}",
-        remove=True,
     )
-    return output.decode().strip()
+    return output.strip()
 
 
 @functools.cache
