@@ -2,8 +2,18 @@
 
 from __future__ import annotations
 
+import hashlib
 import io
+import json
+import select
+import signal
+import socket
+import subprocess
+import sys
+import threading
 import uuid
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import docker.errors
 import pytest
@@ -45,9 +55,10 @@ def pushed_only(docker_client, registry, local_fixture_images):
     digest = manifest.headers["Docker-Content-Digest"]
     docker_client.images.remove(local)
     yield reference, tag, digest
-    for name in (f"{reference}:{tag}", f"{reference}@{digest}"):
+    # Found by label, the image goes whatever names a test's pulls gave it.
+    for image in docker_client.images.list(filters={"label": f"test.marker={marker}"}):
         try:
-            docker_client.images.remove(name, force=True)
+            docker_client.images.remove(image.id, force=True)
         except docker.errors.ImageNotFound:
             pass
 
@@ -73,3 +84,145 @@ def test_pull_times_out(engine, docker_client, pushed_only):
 
     assert report.failed
     assert "timed out after 0.001s" in report.results[0].message
+
+
+# A manifest whose config and layer the stalling registry never sends.
+STALLED_MANIFEST = json.dumps(
+    {
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+        "config": {
+            "mediaType": "application/vnd.docker.container.image.v1+json",
+            "size": 1000,
+            "digest": "sha256:" + "c" * 64,
+        },
+        "layers": [
+            {
+                "mediaType": "application/vnd.docker.image.rootfs.diff.tar.gzip",
+                "size": 1000,
+                "digest": "sha256:" + "d" * 64,
+            }
+        ],
+    }
+).encode()
+
+
+class StallingRegistry(ThreadingHTTPServer):
+    """A loopback registry that responds up to a point and then sends nothing.
+
+    With `stall_at` "manifest" it never sends the manifest, so the engine
+    never starts its response to the pull. With "blob" it sends the manifest
+    and stalls on the image's blobs, after the engine has started streaming
+    progress. `stalled` is set once a request is held.
+    """
+
+    daemon_threads = True
+
+    def __init__(self, stall_at: str) -> None:
+        super().__init__(("127.0.0.1", 0), StallingHandler)
+        self.stall_at = stall_at
+        self.stalled = threading.Event()
+        self.closing = threading.Event()
+
+    @property
+    def host(self) -> str:
+        return f"127.0.0.1:{self.server_address[1]}"
+
+
+class StallingHandler(BaseHTTPRequestHandler):
+    server: StallingRegistry
+
+    def do_GET(self) -> None:
+        if self.path == "/v2/":
+            self._answer(b"{}", "application/json")
+        elif "/manifests/" in self.path and self.server.stall_at == "blob":
+            self._answer(
+                STALLED_MANIFEST,
+                "application/vnd.docker.distribution.manifest.v2+json",
+            )
+        else:
+            self.server.stalled.set()
+            # Held until the test ends or the engine hangs up.
+            while not self.server.closing.is_set():
+                readable, _, _ = select.select([self.connection], [], [], 0.1)
+                if readable and not self.connection.recv(1, socket.MSG_PEEK):
+                    return
+
+    do_HEAD = do_GET
+
+    def _answer(self, body: bytes, content_type: str) -> None:
+        self.send_response(200)
+        self.send_header("Docker-Distribution-API-Version", "registry/2.0")
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header(
+            "Docker-Content-Digest", "sha256:" + hashlib.sha256(body).hexdigest()
+        )
+        self.end_headers()
+        if self.command == "GET":
+            self.wfile.write(body)
+
+    def log_message(self, format: str, *args) -> None:
+        pass
+
+
+@pytest.fixture(params=["manifest", "blob"])
+def stalling_registry(request) -> Iterator[StallingRegistry]:
+    server = StallingRegistry(request.param)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.closing.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_stalled_pull_is_cut_at_its_deadline(engine, docker_client, stalling_registry):
+    image = f"{stalling_registry.host}/cyanprint-test/stalled:{uuid.uuid4().hex[:8]}"
+    outcome = []
+    worker = threading.Thread(
+        target=lambda: outcome.append(engine.apply(pull_plan(image, timeout=2)))
+    )
+    worker.start()
+    worker.join(timeout=30)
+
+    assert outcome, "the pull went on past its 2 s deadline"
+    assert stalling_registry.stalled.is_set()
+    assert outcome[0].failed
+    assert "timed out after 2s" in outcome[0].results[0].message
+    with pytest.raises(docker.errors.ImageNotFound):
+        docker_client.images.get(image)
+
+
+def test_interrupted_pull_is_given_up(tmp_path, stalling_registry):
+    image = f"{stalling_registry.host}/cyanprint-test/stalled:{uuid.uuid4().hex[:8]}"
+    plan = tmp_path / "pull.yaml"
+    # A pull in a parallel group runs in a worker thread, which Ctrl-C does
+    # not reach. The step has to see the interrupt itself.
+    plan.write_text(
+        "name: stalled-pull\n"
+        "steps:\n"
+        "  - name: pulls\n"
+        "    parallel: 2\n"
+        "    steps:\n"
+        "      - name: stalled\n"
+        "        kind: pull\n"
+        f"        image: {image}\n"
+        "        timeout: 300\n"
+    )
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert stalling_registry.stalled.wait(30), "the pull never reached the registry"
+        process.send_signal(signal.SIGINT)
+        stdout, stderr = process.communicate(timeout=30)
+    finally:
+        process.kill()
+
+    assert process.returncode == 130, stdout + stderr
+    assert "failed   stalled" in stdout
+    assert "interrupted" in stdout

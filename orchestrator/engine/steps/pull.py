@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import json
 import logging
+import socket
+import threading
 import time
+from collections.abc import Iterator
 
+import docker
+import docker.auth
 import docker.errors
 import requests
 
 from ...errors import StepFailed
 from ..context import Context
-from ..dockerapi import exists, explain, translated
+from ..dockerapi import exists, explain, on_engine, translated
 from .base import Change, Outcome, Step
 
 log = logging.getLogger(__name__)
@@ -21,6 +27,10 @@ PROGRESS_INTERVAL = 5.0
 # this many times in all, waiting RETRY_DELAY seconds times the attempt number.
 ATTEMPTS = 3
 RETRY_DELAY = 1.0
+# Seconds between two looks at a pull's deadline and at interrupts.
+WATCH_INTERVAL = 0.1
+# Seconds to connect to the engine for a pull.
+CONNECT_TIMEOUT = 60.0
 
 
 class TransientPullError(Exception):
@@ -38,6 +48,161 @@ def split_image(image: str) -> tuple[str, str]:
     if not repository or "/" in tag:
         repository, tag = name, "latest"
     return repository, digest or tag
+
+
+class PullCut(Exception):
+    """A pull given up at its deadline ("timeout") or by an interrupt ("interrupt")."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class PullRequest:
+    """One pull request to the engine, which ends by its deadline or an interrupt.
+
+    The engine starts its response to a pull only once it has the image's
+    manifest, and then streams progress events. The SDK's pull waits for both
+    without limit, and leaving its generator keeps the pull running in the
+    engine. Here the request goes through the SDK's own transport from a
+    thread of its own, so waiting for the response can stop at the deadline
+    or an interrupt. The request's read timeout ends just after the deadline,
+    so a connection still waiting is dropped then.
+
+    Once the response has started, a watchdog shuts the connection down at
+    the deadline or an interrupt. A read waiting on it returns at once, and
+    the engine sees that its client is gone.
+    """
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        repository: str,
+        tag: str,
+        deadline: float,
+        cancelled: threading.Event,
+    ) -> None:
+        self._api = client.api
+        self._deadline = deadline
+        self._cancelled = cancelled
+        self._lock = threading.Lock()
+        self._opened = threading.Event()
+        self._done = threading.Event()
+        self._response: requests.Response | None = None
+        self._error: BaseException | None = None
+        self._given_up = False
+        self.cut: str | None = None
+        registry, _ = docker.auth.resolve_repository_name(repository)
+        self._headers = {}
+        credentials = docker.auth.get_config_header(self._api, registry)
+        if credentials:
+            self._headers["X-Registry-Auth"] = credentials
+        self._params = {"fromImage": repository, "tag": tag}
+        threading.Thread(target=self._open, name="pull-open", daemon=True).start()
+
+    def _reason(self) -> str | None:
+        if self._cancelled.is_set():
+            return "interrupt"
+        if time.monotonic() > self._deadline:
+            return "timeout"
+        return None
+
+    def _open(self) -> None:
+        try:
+            response = self._api._post(
+                self._api._url("/images/create"),
+                params=self._params,
+                headers=self._headers,
+                stream=True,
+                timeout=(
+                    CONNECT_TIMEOUT,
+                    max(self._deadline - time.monotonic(), 0) + 1.0,
+                ),
+            )
+        except BaseException as error:
+            self._error = error
+        else:
+            with self._lock:
+                if self._given_up:
+                    response.close()
+                else:
+                    self._response = response
+        finally:
+            self._opened.set()
+
+    def _give_up(self) -> None:
+        """Close the response, now or when it arrives."""
+        with self._lock:
+            self._given_up = True
+            if self._response is not None:
+                self._response.close()
+
+    def _wait_open(self) -> requests.Response:
+        try:
+            while not self._opened.wait(WATCH_INTERVAL):
+                reason = self._reason()
+                if reason:
+                    self.cut = reason
+                    raise PullCut(reason)
+        except BaseException:
+            # A Ctrl-C lands here too.
+            self._give_up()
+            raise
+        if self._error is not None:
+            if isinstance(self._error, requests.exceptions.Timeout) and self._reason():
+                self.cut = "timeout"
+                raise PullCut("timeout") from self._error
+            raise self._error
+        assert self._response is not None
+        try:
+            self._api._raise_for_status(self._response)
+        except BaseException:
+            self._response.close()
+            raise
+        return self._response
+
+    def events(self) -> Iterator[dict]:
+        """Yield the engine's progress messages as they arrive."""
+        response = self._wait_open()
+        watchdog = threading.Thread(
+            target=self._watch, args=(response,), name="pull-watchdog", daemon=True
+        )
+        watchdog.start()
+        try:
+            for line in response.iter_lines():
+                if line.strip():
+                    yield json.loads(line)
+        except (OSError, ValueError):
+            # A connection cut at the deadline or an interrupt is no error of
+            # the pull, whichever of the watchdog and the read timeout came first.
+            self.cut = self.cut or self._reason()
+            if self.cut is None:
+                raise
+        finally:
+            self._done.set()
+            watchdog.join()
+            self._shut(response)
+            response.close()
+        if self.cut is not None:
+            raise PullCut(self.cut)
+
+    def _watch(self, response: requests.Response) -> None:
+        while not self._done.wait(WATCH_INTERVAL):
+            reason = self._reason()
+            if reason:
+                self.cut = reason
+                self._shut(response)
+                return
+
+    @staticmethod
+    def _shut(response: requests.Response) -> None:
+        """Shut the connection down, which wakes a read waiting on it."""
+        sock = getattr(response.raw.connection, "sock", None)
+        if sock is not None:
+            try:
+                sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
 
 
 class Pull(Step):
@@ -63,9 +228,17 @@ class Pull(Step):
         return Outcome(True, f"pulled {image} in {time.monotonic() - started:.1f}s")
 
     def _pull_with_retries(self, context: Context, image: str) -> None:
+        timeout = self.args.get("timeout", context.settings.pull_timeout)
+        # One deadline covers every attempt.
+        deadline = time.monotonic() + timeout
+        timed_out = StepFailed(
+            f"pull {image} timed out after {timeout:g}s; raise the step's timeout "
+            f"(--pull-timeout for the service)",
+            resource=image,
+        )
         for attempt in range(1, ATTEMPTS + 1):
             try:
-                self._pull(context, image)
+                self._pull(context, image, deadline, timed_out)
                 return
             except TransientPullError as error:
                 if attempt == ATTEMPTS:
@@ -82,25 +255,24 @@ class Pull(Step):
                     error,
                     extra={"step": self.name, "image": image},
                 )
-                time.sleep(RETRY_DELAY * attempt)
+                delay = RETRY_DELAY * attempt
+                if time.monotonic() + delay > deadline:
+                    raise timed_out from error
+                context.cancelled.wait(delay)
+                context.stop_if_cancelled(image)
 
-    def _pull(self, context: Context, image: str) -> None:
+    def _pull(
+        self, context: Context, image: str, deadline: float, timed_out: StepFailed
+    ) -> None:
         repository, tag = split_image(image)
-        timeout = self.args.get("timeout", context.settings.pull_timeout)
         log.info("pulling %s", image, extra={"step": self.name, "image": image})
         last_report = time.monotonic()
-        deadline = last_report + timeout
+        pull = PullRequest(context.client, repository, tag, deadline, context.cancelled)
         try:
-            stream = context.client.api.pull(repository, tag, stream=True, decode=True)
-            for event in stream:
-                # Leaving the stream makes the engine give the pull up too.
+            for event in pull.events():
                 context.stop_if_cancelled(image)
                 if time.monotonic() > deadline:
-                    raise StepFailed(
-                        f"pull {image} timed out after {timeout:g}s; raise the "
-                        f"step's timeout (--pull-timeout for the service)",
-                        resource=image,
-                    )
+                    raise timed_out
                 if "error" in event:
                     raise StepFailed(
                         f"pull {image} failed: {event['error']}", resource=image
@@ -114,6 +286,10 @@ class Pull(Step):
                         event.get("progress", ""),
                         extra={"step": self.name, "image": image},
                     )
+        except PullCut as cut:
+            if cut.reason == "interrupt":
+                raise StepFailed("interrupted", resource=image) from None
+            raise timed_out from None
         except docker.errors.NotFound as error:
             raise StepFailed(
                 f"pull {image} failed: the registry has no such image or tag "
@@ -126,8 +302,10 @@ class Pull(Step):
             raise StepFailed(
                 f"pull {image} failed: {explain(error)}", resource=image
             ) from error
-        except (OSError, requests.exceptions.ConnectionError) as error:
+        except (OSError, ValueError) as error:
             raise TransientPullError(str(error)) from error
+        if not on_engine(context.client, "image", image):
+            raise TransientPullError("the engine ended the pull without the image")
 
     def check(self, context: Context) -> Change:
         image = self.resource()
