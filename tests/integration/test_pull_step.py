@@ -33,6 +33,21 @@ def pull_plan(image: str, **extra) -> dict:
     return plan
 
 
+@pytest.fixture(scope="module", autouse=True)
+def no_marked_images_left(docker_client):
+    """Remove every image these tests built or pulled, once they have all run.
+
+    The engine may store the image of a pull cut short, untagged, after the
+    test that cut it has ended, so the images are removed at the very end.
+    """
+    yield
+    for image in docker_client.images.list(filters={"label": "test.marker"}):
+        try:
+            docker_client.images.remove(image.id, force=True)
+        except docker.errors.ImageNotFound:
+            pass
+
+
 @pytest.fixture
 def pushed_only(docker_client, registry, local_fixture_images):
     """An image that exists in the registry and not on the engine: (name, digest)."""
