@@ -39,12 +39,13 @@ def labelled(client, session: str) -> list[str]:
 @pytest.fixture(scope="module")
 def plan_images(docker_client, local_fixture_images, executor_image):
     """Tag the fixture images with the fixed names the plans use."""
-    for name, tag in [
-        ("processor", local_fixture_images["processor"]),
-        ("blob", local_fixture_images["blob"]),
-        ("fault-exit", local_fixture_images["fault-exit"]),
-        ("executor", executor_image),
-    ]:
+    sources = {
+        "processor": local_fixture_images["processor"],
+        "blob": local_fixture_images["blob"],
+        "fault-exit": local_fixture_images["fault-exit"],
+        "executor": executor_image,
+    }
+    for name, tag in sources.items():
         docker_client.images.get(tag).tag(f"cyanprint-plans/{name}", "test")
     yield
     for session in ("plans-two", "plans-fail"):
@@ -61,6 +62,12 @@ def plan_images(docker_client, local_fixture_images, executor_image):
         docker_client.networks.get(NETWORK).remove()
     except docker.errors.APIError:
         pass
+    # Only the extra names go, because each image keeps its own tag.
+    for name in sources:
+        try:
+            docker_client.images.remove(f"cyanprint-plans/{name}:test")
+        except docker.errors.ImageNotFound:
+            pass
 
 
 def test_two_containers_plan(plan_images, docker_client, tmp_path):

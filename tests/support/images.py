@@ -93,13 +93,29 @@ def build_executor_image(base: str, tag: str = EXECUTOR_TEST_TAG) -> str:
     It is rebuilt on every call because the code under test changes, but
     Docker's layer cache skips the dependency layer when only code changed.
     """
+    client = docker.from_env()
+    try:
+        previous = client.images.get(tag)
+    except docker.errors.ImageNotFound:
+        previous = None
     # The wheels must be built by an interpreter that has pip and the base's
     # Python version. The interpreter running the tests is known to have pip.
     _run_script(
         ["scripts/build-image.sh", "--base", base, "--tag", tag],
         env={"PYTHON": sys.executable},
     )
+    if previous is not None:
+        _remove_if_untagged(client, previous.id)
     return tag
+
+
+def _remove_if_untagged(client: docker.DockerClient, image_id: str) -> None:
+    """Remove an image that a rebuild left without tags, unless it is in use."""
+    try:
+        if not client.images.get(image_id).tags:
+            client.images.remove(image_id)
+    except (docker.errors.ImageNotFound, docker.errors.APIError):
+        pass
 
 
 def build_fixture_images(
