@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Generator
 
 import docker
 import docker.auth
@@ -161,17 +162,19 @@ class PullRequest:
             raise
         return self._response
 
-    def events(self) -> Iterator[dict]:
+    def events(self) -> Generator[dict, None, None]:
         """Yield the engine's progress messages as they arrive."""
         response = self._wait_open()
         watchdog = threading.Thread(
             target=self._watch, args=(response,), name="pull-watchdog", daemon=True
         )
         watchdog.start()
+        finished = False
         try:
             for line in response.iter_lines():
                 if line.strip():
                     yield json.loads(line)
+            finished = True
         except (OSError, ValueError):
             # A connection cut at the deadline or an interrupt is no error of
             # the pull, whichever of the watchdog and the read timeout came first.
@@ -181,7 +184,9 @@ class PullRequest:
         finally:
             self._done.set()
             watchdog.join()
-            self._shut(response)
+            # A pull left before its end must end in the engine too.
+            if not finished:
+                self._shut(response)
             response.close()
         if self.cut is not None:
             raise PullCut(self.cut)
@@ -269,23 +274,25 @@ class Pull(Step):
         last_report = time.monotonic()
         pull = PullRequest(context.client, repository, tag, deadline, context.cancelled)
         try:
-            for event in pull.events():
-                context.stop_if_cancelled(image)
-                if time.monotonic() > deadline:
-                    raise timed_out
-                if "error" in event:
-                    raise StepFailed(
-                        f"pull {image} failed: {event['error']}", resource=image
-                    )
-                if time.monotonic() - last_report >= PROGRESS_INTERVAL:
-                    last_report = time.monotonic()
-                    log.info(
-                        "pulling %s: %s %s",
-                        image,
-                        event.get("status", ""),
-                        event.get("progress", ""),
-                        extra={"step": self.name, "image": image},
-                    )
+            # Closed at once when this loop raises, so the pull stops with it.
+            with contextlib.closing(pull.events()) as events:
+                for event in events:
+                    context.stop_if_cancelled(image)
+                    if time.monotonic() > deadline:
+                        raise timed_out
+                    if "error" in event:
+                        raise StepFailed(
+                            f"pull {image} failed: {event['error']}", resource=image
+                        )
+                    if time.monotonic() - last_report >= PROGRESS_INTERVAL:
+                        last_report = time.monotonic()
+                        log.info(
+                            "pulling %s: %s %s",
+                            image,
+                            event.get("status", ""),
+                            event.get("progress", ""),
+                            extra={"step": self.name, "image": image},
+                        )
         except PullCut as cut:
             if cut.reason == "interrupt":
                 raise StepFailed("interrupted", resource=image) from None
