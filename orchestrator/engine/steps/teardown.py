@@ -47,8 +47,12 @@ class Teardown(Step):
         return {"container": client.containers, "volume": client.volumes}.get(kind)
 
     def _targets(self, context: Context) -> dict[str, list[str]]:
-        """List the names (tags, or ids of untagged images) to remove, by kind."""
+        """List the names (tags, or ids of untagged images) to remove, by kind.
+
+        Sets `_image_of`, the image id of each image name.
+        """
         client = context.client
+        self._image_of: dict[str, str] = {}
         selector = self.args.get("selector") or {}
         filters = {"label": [f"{key}={value}" for key, value in selector.items()]}
         targets = {
@@ -71,7 +75,9 @@ class Teardown(Step):
                 if self.args.get("remove_images"):
                     for image in client.images.list(filters=filters):
                         # Each tag is removed: the image goes with its last one.
-                        targets["image"].update(image.tags or [image.id])
+                        for name in image.tags or [image.id]:
+                            targets["image"].add(name)
+                            self._image_of[name] = image.id
         return {kind: sorted(names) for kind, names in targets.items()}
 
     def check(self, context: Context) -> Change:
@@ -118,30 +124,43 @@ class Teardown(Step):
     def _remove(
         self, context: Context, kind: str, names: list[str], errors: list[str]
     ) -> list[str]:
-        """Remove resources of one kind in parallel; return the removed names."""
+        """Remove resources of one kind in parallel; return the removed names.
+
+        The tags of one image are removed one after another, because the
+        engine fails when two requests remove the last tags of an image at once.
+        """
         if not names:
             return []
-        workers = max(1, min(context.settings.parallelism, len(names)))
+        groups: dict[str, list[str]] = {}
+        for name in names:
+            key = self._image_of.get(name, name) if kind == "image" else name
+            groups.setdefault(key, []).append(name)
+        workers = max(1, min(context.settings.parallelism, len(groups)))
         with ThreadPoolExecutor(workers, thread_name_prefix="teardown") as pool:
             # Each task runs in a copy of this context, so logs keep the session id.
             futures = [
                 pool.submit(
                     contextvars.copy_context().run,
-                    self._remove_one,
+                    self._remove_group,
                     context,
                     kind,
-                    name,
+                    group,
                 )
-                for name in names
+                for group in groups.values()
             ]
-            outcomes = [future.result() for future in futures]
+            outcomes = [outcome for future in futures for outcome in future.result()]
         removed = []
-        for name, error in zip(names, outcomes, strict=True):
+        for name, error in outcomes:
             if error is None:
                 removed.append(name)
             elif error:
                 errors.append(error)
-        return removed
+        return sorted(removed)
+
+    def _remove_group(
+        self, context: Context, kind: str, names: list[str]
+    ) -> list[tuple[str, str | None]]:
+        return [(name, self._remove_one(context, kind, name)) for name in names]
 
     def _remove_one(self, context: Context, kind: str, name: str) -> str | None:
         """Remove one resource; return None when removed, '' when gone, or an error."""
