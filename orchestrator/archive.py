@@ -10,6 +10,8 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from .threads import start_thread
+
 CHUNK_SIZE = 256 * 1024
 # At most this many chunks wait for the reader, which bounds memory use.
 QUEUE_CHUNKS = 16
@@ -87,8 +89,7 @@ def stream_tar_gz(root: Path) -> Iterator[bytes]:
             except BrokenPipeError:
                 pass
 
-    producer = threading.Thread(target=produce, name="tar-gz", daemon=True)
-    producer.start()
+    producer = start_thread(produce, "tar-gz")
     try:
         while True:
             chunk = chunks.get()

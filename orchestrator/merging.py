@@ -22,7 +22,6 @@ import os
 import shutil
 import stat
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,6 +29,7 @@ from typing import Any
 from wcmatch import glob as wcglob
 
 from .errors import ExecutorError
+from .threads import worker_pool
 
 GLOB_FLAGS = wcglob.GLOBSTAR | wcglob.DOTGLOB
 
@@ -220,7 +220,7 @@ class Merger:
         if not jobs:
             return
         errors: list[str] = []
-        with ThreadPoolExecutor(max(1, min(self.parallelism, len(jobs)))) as pool:
+        with worker_pool(max(1, min(self.parallelism, len(jobs))), "resolve") as pool:
             futures = [
                 (
                     path,

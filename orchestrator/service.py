@@ -27,6 +27,7 @@ from .engine.dockerapi import find_container
 from .errors import ExecutorError, RequestInvalid, StepFailed
 from .planning import Planner, load
 from .registry import RegistryUnavailable, Resolver
+from .threads import start_thread
 from .validation import check
 
 log = logging.getLogger(__name__)
@@ -374,13 +375,9 @@ class ArchiveStream:
         self.closed = False
         self.started = time.monotonic()
         self.outcome = "the client closed the connection"
-        self.pump = threading.Thread(
-            target=contextvars.copy_context().run,
-            args=(self._pump,),
-            name=f"archive-{session_id}",
-            daemon=True,
+        self.pump = start_thread(
+            contextvars.copy_context().run, f"archive-{session_id}", (self._pump,)
         )
-        self.pump.start()
 
     def _pump(self) -> None:
         try:

@@ -6,7 +6,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import as_completed
 from typing import Any
 
 import docker
@@ -14,6 +14,7 @@ import docker
 from .. import logs
 from ..config import Settings
 from ..errors import StepFailed
+from ..threads import worker_pool
 from . import references
 from .context import Context, KeyedLocks
 from .report import CHANGED, FAILED, OK, SKIPPED, Report, StepResult
@@ -146,7 +147,7 @@ class Engine:
     ) -> None:
         steps = group["steps"]
         workers = max(1, min(group["parallel"], self.settings.parallelism, len(steps)))
-        pool = ThreadPoolExecutor(workers, thread_name_prefix=group["name"])
+        pool = worker_pool(workers, group["name"])
         futures = [
             pool.submit(contextvars.copy_context().run, self._apply_step, context, step)
             for step in steps

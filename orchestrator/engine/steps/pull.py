@@ -16,6 +16,7 @@ import docker.errors
 import requests
 
 from ...errors import StepFailed
+from ...threads import start_thread
 from ..context import Context
 from ..dockerapi import exists, explain, on_engine, translated
 from .base import Change, Outcome, Step
@@ -99,7 +100,7 @@ class PullRequest:
         if credentials:
             self._headers["X-Registry-Auth"] = credentials
         self._params = {"fromImage": repository, "tag": tag}
-        threading.Thread(target=self._open, name="pull-open", daemon=True).start()
+        start_thread(self._open, "pull-open")
 
     def _reason(self) -> str | None:
         if self._cancelled.is_set():
@@ -165,10 +166,7 @@ class PullRequest:
     def events(self) -> Generator[dict, None, None]:
         """Yield the engine's progress messages as they arrive."""
         response = self._wait_open()
-        watchdog = threading.Thread(
-            target=self._watch, args=(response,), name="pull-watchdog", daemon=True
-        )
-        watchdog.start()
+        watchdog = start_thread(self._watch, "pull-watchdog", (response,))
         finished = False
         try:
             for line in response.iter_lines():

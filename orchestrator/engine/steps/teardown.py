@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import contextvars
 import logging
-from concurrent.futures import ThreadPoolExecutor
 
 import docker.errors
 
 from ...errors import StepFailed
+from ...threads import worker_pool
 from ..context import Context
 from ..dockerapi import explain, on_engine, translated
 from .base import Change, Outcome, Step
@@ -136,7 +136,7 @@ class Teardown(Step):
             key = self._image_of.get(name, name) if kind == "image" else name
             groups.setdefault(key, []).append(name)
         workers = max(1, min(context.settings.parallelism, len(groups)))
-        with ThreadPoolExecutor(workers, thread_name_prefix="teardown") as pool:
+        with worker_pool(workers, "teardown") as pool:
             # Each task runs in a copy of this context, so logs keep the session id.
             futures = [
                 pool.submit(
