@@ -12,6 +12,9 @@ from typing import Any
 from . import __version__
 
 DEFAULT_MERGER_IMAGE = f"cyanprint-executor:{__version__}"
+# The maximum timeout in seconds, the same as the plan schema's, because the
+# service writes its timeouts into the plans it renders.
+MAX_TIMEOUT = 86400
 
 
 @dataclass(frozen=True)
@@ -69,8 +72,11 @@ class Settings:
             "proxy_timeout",
         ):
             value = getattr(self, name)
-            if not math.isfinite(value) or value <= 0:
-                found.append(f"--{option(name)} {value} must be a number above 0")
+            if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:
+                found.append(
+                    f"--{option(name)} {value} is out of range; use a number of "
+                    f"seconds above 0 and at most {MAX_TIMEOUT} (a day)"
+                )
         if not DOCKER_NAME.fullmatch(self.network):
             found.append(
                 f"--network {self.network!r} is not a Docker network name; use "

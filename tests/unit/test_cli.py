@@ -10,7 +10,9 @@ from pathlib import Path
 import pytest
 
 from orchestrator.commands import ArchiveSink
+from orchestrator.config import MAX_TIMEOUT
 from orchestrator.engine.report import StepResult
+from orchestrator.validation import validator
 
 ROOT = Path(__file__).parents[2]
 
@@ -51,9 +53,8 @@ def test_port_in_use_is_one_line(style):
     assert "choose another port with --port or CYANPRINT_PORT" in line
 
 
-@pytest.mark.parametrize("value", ["nan", "inf", "0", "-1"])
-def test_timeout_option_must_be_finite(value):
-    result = subprocess.run(
+def plan_with_call_timeout(value: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
         [
             sys.executable,
             "-m",
@@ -67,9 +68,28 @@ def test_timeout_option_must_be_finite(value):
         text=True,
         timeout=60,
     )
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "1e999", "0", "-1", "86400.5"])
+def test_timeout_option_out_of_range(value):
+    result = plan_with_call_timeout(value)
+
     assert result.returncode == 2
-    assert f"--call-timeout {float(value)} must be a number above 0" in result.stderr
+    assert f"--call-timeout {float(value)} is out of range" in result.stderr
+    assert "above 0 and at most 86400 (a day)" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_timeout_option_of_a_day():
+    result = plan_with_call_timeout("86400")
+
+    assert result.returncode == 0, result.stderr
+
+
+def test_timeout_limit_matches_plan_schema():
+    schema = validator("plan").schema
+
+    assert schema["$defs"]["timeout"]["maximum"] == MAX_TIMEOUT
 
 
 class BrokenResponse:
