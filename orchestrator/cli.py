@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 
 from . import __version__, logs
-from .commands import add_commands
+from .commands import EXIT_INTERRUPTED, add_commands, ignore_further_interrupts
 from .config import (
     ENVIRONMENT_PREFIX,
     Settings,
@@ -287,6 +287,10 @@ def main(argv: list[str] | None = None) -> int:
         except ExecutorError as error:
             print(f"error: {error.message}", file=sys.stderr)
             return 2
+        except KeyboardInterrupt:
+            ignore_further_interrupts()
+            print(f"interrupted: {arguments.command} did not finish", file=sys.stderr)
+            return EXIT_INTERRUPTED
     return arguments.handler(arguments)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import signal
 import sys
 import tempfile
 from pathlib import Path
@@ -24,6 +25,15 @@ NO_REQUEST = ("delete", "setup", "cleanup")
 EXIT_FAILED = 1
 EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
+
+
+def ignore_further_interrupts() -> None:
+    """Ignore Ctrl-C from now on: the work has stopped and only the exit is left.
+
+    A second Ctrl-C right after the first would otherwise kill the process on
+    its way out, without the exit status 130 or the end of its report.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 def display_name(path: str) -> str:
@@ -211,6 +221,8 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
     except BaseException:
         sink.finish(keep=False)
         raise
+    if report.interrupted:
+        ignore_further_interrupts()
     sink.finish(keep=not report.failed and not report.interrupted)
     counts = report.counts()
     print(
@@ -237,6 +249,7 @@ def check_plan(engine, plan: dict) -> int:
     try:
         changes = engine.check(plan)
     except KeyboardInterrupt:
+        ignore_further_interrupts()
         print("interrupted: the check did not finish")
         return EXIT_INTERRUPTED
     for change in changes:
@@ -260,6 +273,10 @@ def maintenance_command(arguments: argparse.Namespace, settings: Settings) -> in
     ]()
     engine = Engine(docker_client(settings), settings)
     report = engine.apply(planned.document, listener=print_result)
+    if report.interrupted:
+        ignore_further_interrupts()
+        print(f"interrupted: {arguments.command} did not finish; see the steps above")
+        return EXIT_INTERRUPTED
     return EXIT_FAILED if report.failed else 0
 
 

@@ -6,7 +6,7 @@ import contextvars
 import logging
 import time
 from collections.abc import Callable
-from concurrent.futures import as_completed
+from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Any
 
 import docker
@@ -162,12 +162,38 @@ class Engine:
             # Steps not started never start, and running ones see `cancelled`
             # at their next wait and remove what they half made.
             context.cancelled.set()
-            pool.shutdown(wait=True, cancel_futures=True)
-            for future in futures:
-                if future not in recorded and future.done() and not future.cancelled():
+            self._wind_down(pool, group["name"])
+            for step, future in zip(steps, futures, strict=True):
+                if future in recorded:
+                    continue
+                if future.cancelled():
+                    skipped = "interrupted before it started"
+                    record(
+                        StepResult(step["name"], step["kind"], SKIPPED, 0.0, skipped)
+                    )
+                elif future.done():
                     record(future.result())
             raise
         pool.shutdown(wait=True)
+
+    @staticmethod
+    def _wind_down(pool: ThreadPoolExecutor, group: str) -> None:
+        """Wait for a group's running steps to stop, whatever interrupts follow.
+
+        Clean-up runs only after the group, and it clears `cancelled`, so a
+        step still running then would go on to its deadline.
+        """
+        while True:
+            try:
+                pool.shutdown(wait=True, cancel_futures=True)
+                return
+            except KeyboardInterrupt:
+                log.warning(
+                    "%s: interrupted again, still waiting for its running steps "
+                    "to stop",
+                    group,
+                    extra={"step": group},
+                )
 
     def _apply_step(self, context: Context, raw: dict[str, Any]) -> StepResult:
         name, kind = raw["name"], raw["kind"]

@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import threading
+import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -209,21 +210,25 @@ def test_stalled_pull_is_cut_at_its_deadline(engine, docker_client, stalling_reg
         docker_client.images.get(image)
 
 
-def test_interrupted_pull_is_given_up(tmp_path, stalling_registry):
-    image = f"{stalling_registry.host}/cyanprint-test/stalled:{uuid.uuid4().hex[:8]}"
+def interrupt_stalled_pulls(
+    tmp_path, registry: StallingRegistry, pulls: int, signals: int
+) -> tuple[int, str, str]:
+    """Apply a group of pulls from the stalling registry, then send Ctrl-C.
+
+    Returns the exit status, standard output and standard error.
+    """
+    repository = f"{registry.host}/cyanprint-test/stalled"
+    members = "".join(
+        f"      - name: stalled-{number}\n"
+        f"        kind: pull\n"
+        f"        image: {repository}:{uuid.uuid4().hex[:8]}\n"
+        f"        timeout: 300\n"
+        for number in range(pulls)
+    )
     plan = tmp_path / "pull.yaml"
-    # A pull in a parallel group runs in a worker thread, which Ctrl-C does
-    # not reach. The step has to see the interrupt itself.
     plan.write_text(
-        "name: stalled-pull\n"
-        "steps:\n"
-        "  - name: pulls\n"
-        "    parallel: 2\n"
-        "    steps:\n"
-        "      - name: stalled\n"
-        "        kind: pull\n"
-        f"        image: {image}\n"
-        "        timeout: 300\n"
+        f"name: stalled-pull\nsteps:\n  - name: pulls\n    parallel: 2\n"
+        f"    steps:\n{members}"
     )
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
@@ -232,12 +237,31 @@ def test_interrupted_pull_is_given_up(tmp_path, stalling_registry):
         text=True,
     )
     try:
-        assert stalling_registry.stalled.wait(30), "the pull never reached the registry"
-        process.send_signal(signal.SIGINT)
+        assert registry.stalled.wait(30), "the pull never reached the registry"
+        for _ in range(signals):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.02)
         stdout, stderr = process.communicate(timeout=30)
     finally:
         process.kill()
+    return process.returncode, stdout, stderr
 
-    assert process.returncode == 130, stdout + stderr
-    assert "failed   stalled" in stdout
+
+def test_interrupted_pull_is_given_up(tmp_path, stalling_registry):
+    # A pull in a parallel group runs in a worker thread, which Ctrl-C does
+    # not reach. The step has to see the interrupt itself.
+    code, stdout, stderr = interrupt_stalled_pulls(tmp_path, stalling_registry, 1, 1)
+
+    assert code == 130, stdout + stderr
+    assert "failed   stalled-0" in stdout
     assert "interrupted" in stdout
+
+
+def test_second_interrupt_still_stops_group(tmp_path, stalling_registry):
+    code, stdout, stderr = interrupt_stalled_pulls(tmp_path, stalling_registry, 5, 2)
+
+    assert code == 130, stdout + stderr
+    assert "Traceback" not in stderr
+    assert "failed   stalled-0" in stdout
+    assert "skipped  stalled-4" in stdout
+    assert "interrupted before it started" in stdout
