@@ -47,9 +47,11 @@ class Teardown(Step):
         return {"container": client.containers, "volume": client.volumes}.get(kind)
 
     def _targets(self, context: Context) -> dict[str, list[str]]:
-        """List the names (tags, or ids of untagged images) to remove, by kind.
+        """List the names to remove, by kind.
 
-        Sets `_image_of`, the image id of each image name.
+        An image is named by its tags and digest references (repo@sha256:...),
+        or by its id when it has neither. Sets `_image_of`, the image id of
+        each image name.
         """
         client = context.client
         self._image_of: dict[str, str] = {}
@@ -74,8 +76,10 @@ class Teardown(Step):
                         targets["volume"].add(volume.name)
                 if self.args.get("remove_images"):
                     for image in client.images.list(filters=filters):
-                        # Each tag is removed: the image goes with its last one.
-                        for name in image.tags or [image.id]:
+                        # Each reference is removed: the image goes with its
+                        # last one, and a digest reference alone keeps it.
+                        references = image.tags + image.attrs.get("RepoDigests", [])
+                        for name in references or [image.id]:
                             targets["image"].add(name)
                             self._image_of[name] = image.id
         return {kind: sorted(names) for kind, names in targets.items()}
@@ -126,8 +130,10 @@ class Teardown(Step):
     ) -> list[str]:
         """Remove resources of one kind in parallel; return the removed names.
 
-        The tags of one image are removed one after another, because the
-        engine fails when two requests remove the last tags of an image at once.
+        The references of one image are removed one after another, because the
+        engine fails when two requests remove the last tags of an image at
+        once. Images built on other images in the list go first, since the
+        engine does not delete an image that another one is built on.
         """
         if not names:
             return []
@@ -135,6 +141,25 @@ class Teardown(Step):
         for name in names:
             key = self._image_of.get(name, name) if kind == "image" else name
             groups.setdefault(key, []).append(name)
+        if kind == "image":
+            levels = self._image_levels(context, list(groups))
+        else:
+            levels = [list(groups)]
+        outcomes = []
+        for level in levels:
+            outcomes += self._remove_level(context, kind, [groups[k] for k in level])
+        removed = []
+        for name, error in outcomes:
+            if error is None:
+                removed.append(name)
+            elif error:
+                errors.append(error)
+        return sorted(removed)
+
+    def _remove_level(
+        self, context: Context, kind: str, groups: list[list[str]]
+    ) -> list[tuple[str, str | None]]:
+        """Remove groups of names in parallel, each group in order."""
         workers = max(1, min(context.settings.parallelism, len(groups)))
         with worker_pool(workers, "teardown") as pool:
             # Each task runs in a copy of this context, so logs keep the session id.
@@ -146,16 +171,34 @@ class Teardown(Step):
                     kind,
                     group,
                 )
-                for group in groups.values()
+                for group in groups
             ]
-            outcomes = [outcome for future in futures for outcome in future.result()]
-        removed = []
-        for name, error in outcomes:
-            if error is None:
-                removed.append(name)
-            elif error:
-                errors.append(error)
-        return sorted(removed)
+            return [outcome for future in futures for outcome in future.result()]
+
+    @staticmethod
+    def _image_levels(context: Context, images: list[str]) -> list[list[str]]:
+        """Order image ids into levels that can each be removed in parallel.
+
+        An image comes in a level before every image of the list that it is
+        built on, however many unlisted images lie between them.
+        """
+        with translated("list images", "all"):
+            parent_of = {
+                entry["Id"]: entry.get("ParentId") or ""
+                for entry in context.client.api.images(all=True)
+            }
+        listed = set(images)
+        depth = {}
+        for image in images:
+            count, seen, parent = 0, {image}, parent_of.get(image, "")
+            while parent and parent not in seen:
+                seen.add(parent)
+                if parent in listed:
+                    count += 1
+                parent = parent_of.get(parent, "")
+            depth[image] = count
+        order = sorted(set(depth.values()), reverse=True)
+        return [[image for image in images if depth[image] == level] for level in order]
 
     def _remove_group(
         self, context: Context, kind: str, names: list[str]
