@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import logging
 import select
 import signal
 import socket
@@ -20,6 +21,7 @@ import docker.errors
 import pytest
 import requests
 
+from orchestrator.engine.steps import pull as pull_step
 from orchestrator.planning import check
 
 pytestmark = pytest.mark.docker
@@ -208,6 +210,24 @@ def test_stalled_pull_is_cut_at_its_deadline(engine, docker_client, stalling_reg
     assert "timed out after 2s" in outcome[0].results[0].message
     with pytest.raises(docker.errors.ImageNotFound):
         docker_client.images.get(image)
+
+
+def test_silent_pull_logs_progress(engine, stalling_registry, caplog, monkeypatch):
+    monkeypatch.setattr(pull_step, "PROGRESS_INTERVAL", 0.3)
+    image = f"{stalling_registry.host}/cyanprint-test/stalled:{uuid.uuid4().hex[:8]}"
+    caplog.set_level(logging.INFO, logger="orchestrator.engine.steps.pull")
+
+    report = engine.apply(pull_plan(image, timeout=2))
+
+    assert report.failed
+    silent = [
+        record
+        for record in caplog.records
+        if "no progress from the engine for" in record.getMessage()
+    ]
+    # Two seconds of silence, noted every 0.3 s.
+    assert len(silent) >= 3
+    assert all(image in record.getMessage() for record in silent)
 
 
 def interrupt_stalled_pulls(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import json
 import logging
 import socket
 import threading
 import time
-from collections.abc import Generator
+from collections.abc import Callable, Generator
 
 import docker
 import docker.auth
@@ -83,8 +84,11 @@ class PullRequest:
         tag: str,
         deadline: float,
         cancelled: threading.Event,
+        on_silence: Callable[[float], None],
     ) -> None:
         self._api = client.api
+        self._on_silence = on_silence
+        self._last_event = self._last_note = time.monotonic()
         self._deadline = deadline
         self._cancelled = cancelled
         self._lock = threading.Lock()
@@ -101,6 +105,18 @@ class PullRequest:
             self._headers["X-Registry-Auth"] = credentials
         self._params = {"fromImage": repository, "tag": tag}
         start_thread(self._open, "pull-open")
+
+    def _note_silence(self) -> None:
+        """Call on_silence with the seconds since the engine last sent anything.
+
+        It is called at most every PROGRESS_INTERVAL seconds, and only while
+        the engine sends nothing.
+        """
+        now = time.monotonic()
+        quiet = now - self._last_event
+        if quiet >= PROGRESS_INTERVAL and now - self._last_note >= PROGRESS_INTERVAL:
+            self._last_note = now
+            self._on_silence(quiet)
 
     def _reason(self) -> str | None:
         if self._cancelled.is_set():
@@ -146,6 +162,7 @@ class PullRequest:
                 if reason:
                     self.cut = reason
                     raise PullCut(reason)
+                self._note_silence()
         except BaseException:
             # A Ctrl-C lands here too.
             self._give_up()
@@ -166,10 +183,14 @@ class PullRequest:
     def events(self) -> Generator[dict, None, None]:
         """Yield the engine's progress messages as they arrive."""
         response = self._wait_open()
-        watchdog = start_thread(self._watch, "pull-watchdog", (response,))
+        # Run in a copy of this context, so its log lines keep the session id.
+        watchdog = start_thread(
+            contextvars.copy_context().run, "pull-watchdog", (self._watch, response)
+        )
         finished = False
         try:
             for line in response.iter_lines():
+                self._last_event = time.monotonic()
                 if line.strip():
                     yield json.loads(line)
             finished = True
@@ -196,6 +217,7 @@ class PullRequest:
                 self.cut = reason
                 self._shut(response)
                 return
+            self._note_silence()
 
     @staticmethod
     def _shut(response: requests.Response) -> None:
@@ -270,7 +292,18 @@ class Pull(Step):
         repository, tag = split_image(image)
         log.info("pulling %s", image, extra={"step": self.name, "image": image})
         last_report = time.monotonic()
-        pull = PullRequest(context.client, repository, tag, deadline, context.cancelled)
+
+        def on_silence(seconds: float) -> None:
+            log.info(
+                "pulling %s: no progress from the engine for %.0fs",
+                image,
+                seconds,
+                extra={"step": self.name, "image": image},
+            )
+
+        pull = PullRequest(
+            context.client, repository, tag, deadline, context.cancelled, on_silence
+        )
         try:
             # Closed at once when this loop raises, so the pull stops with it.
             with contextlib.closing(pull.events()) as events:
