@@ -8,6 +8,7 @@ import logging
 import os
 import signal
 import sys
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -25,6 +26,9 @@ log = logging.getLogger(__name__)
 
 # The session a merger container serves, for its log lines.
 MERGER_SESSION_VARIABLE = "CYANPRINT_MERGER_SESSION"
+# Seconds a stopping service waits for interrupted plans to clean up, after
+# the up to 5 s that waitress waits for its worker threads.
+STOP_GRACE = 20.0
 
 
 # The options of `apply` and `plan`: what shapes a plan or how it is applied.
@@ -165,9 +169,17 @@ def serve(arguments: argparse.Namespace) -> int:
         # waitress raises ValueError for a host name it cannot resolve.
         log.error("cannot start: %s", cannot_listen(settings, error))
         return 2
-    stop_on_signals()
+    stop_on_signals(executor.stop)
     log.info("serving on %s:%s", settings.host, server.effective_port)
     server.run()
+    still = executor.wait_idle(STOP_GRACE)
+    if still:
+        log.warning(
+            "stopping with %d plans still running after %gs; their sessions may "
+            "keep half-made containers until DELETE /executor/{session_id}",
+            still,
+            STOP_GRACE,
+        )
     log.info("executor stopped")
     return 0
 
@@ -199,14 +211,20 @@ def cannot_listen(settings: Settings, error: Exception) -> str:
     return f"cannot listen on {address}: {reason}; {advice}"
 
 
-def stop_on_signals() -> None:
+def stop_on_signals(interrupt: Callable[[], int] | None = None) -> None:
     """Stop serving on SIGTERM or SIGINT, logging the signal.
 
-    waitress ends its loop and shuts its worker threads down on SystemExit.
+    `interrupt` stops the work in progress and returns how many plans it
+    stopped. waitress then ends its loop and shuts its worker threads down on
+    SystemExit.
     """
 
     def stop(number: int, frame) -> None:
         log.info("received %s, stopping", signal.Signals(number).name)
+        if interrupt is not None:
+            stopped = interrupt()
+            if stopped:
+                log.info("interrupted %d running plans; they clean up first", stopped)
         raise SystemExit(0)
 
     signal.signal(signal.SIGTERM, stop)

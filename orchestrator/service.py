@@ -98,6 +98,17 @@ class Executor:
             self._engine = Engine(self._client, self.settings)
         return self._engine
 
+    def stop(self) -> int:
+        """Interrupt every plan being applied, and every later one.
+
+        Returns how many plans were being applied.
+        """
+        return self._engine.stop() if self._engine is not None else 0
+
+    def wait_idle(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for plans to end; return how many still run."""
+        return self._engine.wait_idle(timeout) if self._engine is not None else 0
+
     def _planned(self, kind: str, text: str) -> Planned:
         return Planned(kind, text, load(text, f"<{kind} plan>"))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor, as_completed
@@ -46,10 +47,49 @@ class Engine:
         self.client = client
         self.settings = settings
         self.locks = KeyedLocks()
+        # Set by stop(): every plan being applied, and every later one, stops.
+        self.stopping = threading.Event()
+        self._applying: dict[int, Context] = {}
+        self._applying_lock = threading.Lock()
+
+    def stop(self) -> int:
+        """Interrupt every plan being applied, and every later one.
+
+        Each stops at its running steps' next wait and then runs its
+        `on_failure` steps. Returns how many plans were being applied.
+        """
+        self.stopping.set()
+        with self._applying_lock:
+            for context in self._applying.values():
+                context.cancelled.set()
+            return len(self._applying)
+
+    def wait_idle(self, timeout: float) -> int:
+        """Wait up to `timeout` seconds for plans to end; return how many still run."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._applying_lock:
+                applying = len(self._applying)
+            if not applying or time.monotonic() >= deadline:
+                return applying
+            time.sleep(0.1)
 
     def apply(self, plan: dict[str, Any], listener: Listener | None = None) -> Report:
         """Apply `plan`. A failure skips the steps after it, then runs `on_failure`."""
         context = Context(self.client, self.settings, self.locks)
+        with self._applying_lock:
+            self._applying[id(context)] = context
+            if self.stopping.is_set():
+                context.cancelled.set()
+        try:
+            return self._apply(context, plan, listener)
+        finally:
+            with self._applying_lock:
+                del self._applying[id(context)]
+
+    def _apply(
+        self, context: Context, plan: dict[str, Any], listener: Listener | None
+    ) -> Report:
         report = Report(plan["name"])
         if plan.get("session") and not logs.session_id.get():
             logs.session_id.set(plan["session"])
@@ -62,17 +102,30 @@ class Engine:
         items = plan.get("steps", [])
         for position, item in enumerate(items):
             started = time.monotonic()
-            try:
-                if "parallel" in item:
-                    self._apply_group(context, item, record)
-                else:
-                    record(self._apply_step(context, item))
-            except KeyboardInterrupt:
-                # The step in progress has removed what it half made. What is
-                # left is reported, and on_failure runs as after any failure.
+            if context.cancelled.is_set():
+                # Only stop() sets it between steps, and the plan fails here.
                 report.interrupted = True
-                log.error("%s interrupted", item["name"], extra={"step": item["name"]})
+                log.error(
+                    "%s not started: the executor is stopping",
+                    item["name"],
+                    extra={"step": item["name"]},
+                )
                 self._record_interrupted(report, [item], started, record)
+            else:
+                try:
+                    if "parallel" in item:
+                        self._apply_group(context, item, record)
+                    else:
+                        record(self._apply_step(context, item))
+                except KeyboardInterrupt:
+                    # The step in progress has removed what it half made. What
+                    # is left is reported, and on_failure runs as after any
+                    # failure.
+                    report.interrupted = True
+                    log.error(
+                        "%s interrupted", item["name"], extra={"step": item["name"]}
+                    )
+                    self._record_interrupted(report, [item], started, record)
             if report.failed or report.interrupted:
                 for step in flatten(items[position + 1 :]):
                     skipped = "an earlier step failed"
