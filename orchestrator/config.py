@@ -131,8 +131,8 @@ def environment_defaults(environ: dict[str, str] | None = None) -> dict[str, obj
             values[item.name] = kind(raw)
         except ValueError:
             expected = {"int": "a whole number", "float": "a number"}[kind.__name__]
-            raise SystemExit(
-                f"invalid {ENVIRONMENT_PREFIX}{item.name.upper()}={raw!r}: "
-                f"expected {expected}"
+            raise SettingsInvalid(
+                f"{ENVIRONMENT_PREFIX}{item.name.upper()}={raw!r} is not "
+                f"{expected}; set it to {expected} or unset it"
             ) from None
     return values

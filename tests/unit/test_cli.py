@@ -151,3 +151,21 @@ def test_sink_output_follows_umask(tmp_path):
         os.umask(previous)
     assert output.read_bytes() == b"abcde"
     assert output.stat().st_mode & 0o777 == 0o644
+
+
+@pytest.mark.parametrize(
+    ("variable", "expected"),
+    [("CYANPRINT_READY_TIMEOUT", "a number"), ("CYANPRINT_PORT", "a whole number")],
+)
+def test_unparsable_environment_setting(variable, expected):
+    result = subprocess.run(
+        [sys.executable, "-m", "orchestrator.cli", "plan", "setup"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, variable: "abc"},
+    )
+
+    assert result.returncode == 2
+    assert f"error: {variable}='abc' is not {expected}" in result.stderr
+    assert "Traceback" not in result.stderr
