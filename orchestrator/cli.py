@@ -26,9 +26,6 @@ log = logging.getLogger(__name__)
 
 # The session a merger container serves, for its log lines.
 MERGER_SESSION_VARIABLE = "CYANPRINT_MERGER_SESSION"
-# Seconds a stopping service waits for interrupted plans to clean up, after
-# the up to 5 s that waitress waits for its worker threads.
-STOP_GRACE = 20.0
 
 
 # The options of `apply` and `plan`: what shapes a plan or how it is applied.
@@ -120,6 +117,12 @@ def add_serve_options(
         "folder that try sessions' local template folders must lie inside; "
         "empty for the home folder",
     )
+    option(
+        "--stop-grace",
+        "stop_grace",
+        "seconds a stopping service waits for interrupted plans to clean up",
+        float,
+    )
     option("--threads", "threads", "HTTP worker threads", int)
     option("--log-level", "log_level", "DEBUG, INFO, WARNING or ERROR")
     option("--log-format", "log_format", "json or text")
@@ -172,14 +175,18 @@ def serve(arguments: argparse.Namespace) -> int:
     stop_on_signals(executor.stop)
     log.info("serving on %s:%s", settings.host, server.effective_port)
     server.run()
-    still = executor.wait_idle(STOP_GRACE)
+    still = executor.wait_idle(settings.stop_grace)
     if still:
         log.warning(
             "stopping with %d plans still running after %gs; their sessions may "
             "keep half-made containers until DELETE /executor/{session_id}",
             still,
-            STOP_GRACE,
+            settings.stop_grace,
         )
+        log.info("executor stopped")
+        logging.shutdown()
+        # Python's exit would wait for the threads of those plans.
+        os._exit(0)
     log.info("executor stopped")
     return 0
 
@@ -221,6 +228,10 @@ def stop_on_signals(interrupt: Callable[[], int] | None = None) -> None:
 
     def stop(number: int, frame) -> None:
         log.info("received %s, stopping", signal.Signals(number).name)
+        # A second signal would cut the clean-up short, and one that came
+        # while Python shuts down would kill the process.
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         if interrupt is not None:
             stopped = interrupt()
             if stopped:

@@ -27,6 +27,29 @@ EXIT_INVALID = 2
 EXIT_INTERRUPTED = 130
 
 
+def interrupt_once() -> None:
+    """Make the first Ctrl-C interrupt the plan, and later ones only print a line.
+
+    The first raises KeyboardInterrupt, and the engine then removes what the
+    running steps half made and runs the plan's clean-up steps. A second
+    Ctrl-C would cut that removal short and leave containers or volumes.
+    """
+
+    def first(number: int, frame) -> None:
+        signal.signal(signal.SIGINT, later)
+        raise KeyboardInterrupt
+
+    def later(number: int, frame) -> None:
+        # os.write, because print could land inside a write to the same stream.
+        os.write(
+            sys.stderr.fileno(),
+            b"interrupted again: still removing what the plan half made; every "
+            b"step has a timeout\n",
+        )
+
+    signal.signal(signal.SIGINT, first)
+
+
 def ignore_further_interrupts() -> None:
     """Ignore Ctrl-C from now on: the work has stopped and only the exit is left.
 
@@ -217,6 +240,7 @@ def apply_command(arguments: argparse.Namespace, settings: Settings) -> int:
         return EXIT_INVALID
     try:
         engine = Engine(docker_client(settings), settings)
+        interrupt_once()
         report = engine.apply(plan, listener=sink.listen)
     except BaseException:
         sink.finish(keep=False)
@@ -272,6 +296,7 @@ def maintenance_command(arguments: argparse.Namespace, settings: Settings) -> in
         arguments.command
     ]()
     engine = Engine(docker_client(settings), settings)
+    interrupt_once()
     report = engine.apply(planned.document, listener=print_result)
     if report.interrupted:
         ignore_further_interrupts()

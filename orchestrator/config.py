@@ -33,6 +33,9 @@ class Settings:
     pull_timeout: float = 600.0
     registry_timeout: float = 10.0
     proxy_timeout: float = 60.0
+    # How long a stopping service waits for interrupted plans to clean up,
+    # after the up to 5 s that waitress waits for its worker threads.
+    stop_grace: float = 20.0
     # Largest request or response body a proxy passes through, in bytes.
     proxy_max_bytes: int = 10 * 1024 * 1024
     # Folder that local template folders of try sessions must lie inside;
@@ -70,6 +73,7 @@ class Settings:
             "pull_timeout",
             "registry_timeout",
             "proxy_timeout",
+            "stop_grace",
         ):
             value = getattr(self, name)
             if not math.isfinite(value) or not 0 < value <= MAX_TIMEOUT:

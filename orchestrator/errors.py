@@ -4,7 +4,8 @@ ExecutorError
 ├── RequestInvalid        the request body or a value in it is not acceptable (400)
 │   └── ReferenceInvalid  a processor or plugin reference cannot be resolved (400)
 ├── PlanInvalid           a plan does not match the plan schema or its rules
-└── StepFailed            a step of a plan failed while it was applied
+├── StepFailed            a step of a plan failed while it was applied
+└── ServiceStopping       the service stopped a plan because it is stopping (503)
 """
 
 from __future__ import annotations
@@ -63,3 +64,7 @@ class StepFailed(ExecutorError):
     def __str__(self) -> str:
         prefix = f"step '{self.step}' failed: " if self.step else ""
         return prefix + self.message
+
+
+class ServiceStopping(ExecutorError):
+    """A plan the service interrupted, or would not start, because it is stopping."""

@@ -24,7 +24,7 @@ from . import names
 from .config import Settings
 from .engine import Engine, Report
 from .engine.dockerapi import find_container
-from .errors import ExecutorError, RequestInvalid, StepFailed
+from .errors import ExecutorError, RequestInvalid, ServiceStopping, StepFailed
 from .planning import Planner, load
 from .registry import RegistryUnavailable, Resolver
 from .threads import start_thread
@@ -283,6 +283,16 @@ class Executor:
                 counts["failed"],
                 counts["skipped"],
             )
+            if report.interrupted:
+                raise ServiceStopping(
+                    f"the executor is stopping, so the {planned.kind} plan was "
+                    f"interrupted after cleaning up; send the request again once "
+                    f"the executor is back",
+                    errors=[
+                        f"step '{r.name}' failed: {r.message}" for r in report.failures
+                    ]
+                    or None,
+                )
             if report.failed:
                 raise PlanFailed(report)
             if hold_session:

@@ -10,6 +10,8 @@ from typing import Any
 
 import falcon
 
+from ..errors import ServiceStopping
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE = "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/{status}"
@@ -60,6 +62,13 @@ def handle_http_error(
     write(resp, Problem(status, title, detail))
 
 
+def handle_stopping(
+    req: falcon.Request, resp: falcon.Response, error: ServiceStopping, params
+) -> None:
+    log.warning("%s %s: %s", req.method, req.path, error.message)
+    write(resp, Problem(503, "Service stopping", error.message, error.errors))
+
+
 def handle_unexpected(
     req: falcon.Request, resp: falcon.Response, error: Exception, params
 ) -> None:
@@ -80,6 +89,7 @@ def install(app: falcon.App) -> None:
     app.add_error_handler(Exception, handle_unexpected)
     app.add_error_handler(falcon.HTTPError, handle_http_error)
     app.add_error_handler(Problem, handle_problem)
+    app.add_error_handler(ServiceStopping, handle_stopping)
 
 
 # Largest request body the API reads, in bytes; template versions are far smaller.

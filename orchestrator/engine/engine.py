@@ -103,39 +103,38 @@ class Engine:
         for position, item in enumerate(items):
             started = time.monotonic()
             if context.cancelled.is_set():
-                # Only stop() sets it between steps, and the plan fails here.
+                # Only stop() sets it between steps.
                 report.interrupted = True
                 log.error(
                     "%s not started: the executor is stopping",
                     item["name"],
                     extra={"step": item["name"]},
                 )
+                self._skip(items[position:], "the executor is stopping", record)
+                break
+            try:
+                if "parallel" in item:
+                    self._apply_group(context, item, record)
+                else:
+                    record(self._apply_step(context, item))
+            except KeyboardInterrupt:
+                # The step in progress has removed what it half made. What is
+                # left is reported, and on_failure runs as after any failure.
+                report.interrupted = True
+                log.error("%s interrupted", item["name"], extra={"step": item["name"]})
                 self._record_interrupted(report, [item], started, record)
-            else:
-                try:
-                    if "parallel" in item:
-                        self._apply_group(context, item, record)
-                    else:
-                        record(self._apply_step(context, item))
-                except KeyboardInterrupt:
-                    # The step in progress has removed what it half made. What
-                    # is left is reported, and on_failure runs as after any
-                    # failure.
-                    report.interrupted = True
-                    log.error(
-                        "%s interrupted", item["name"], extra={"step": item["name"]}
-                    )
-                    self._record_interrupted(report, [item], started, record)
+            if context.cancelled.is_set():
+                # stop() came while this item ran. Steps that do not wait may
+                # have ended well, but the plan stops here all the same.
+                report.interrupted = True
             if report.failed or report.interrupted:
-                for step in flatten(items[position + 1 :]):
-                    skipped = "an earlier step failed"
-                    record(
-                        StepResult(step["name"], step["kind"], SKIPPED, 0.0, skipped)
-                    )
+                reason = "an earlier step failed" if report.failed else "interrupted"
+                self._skip(items[position + 1 :], reason, record)
                 break
         if report.failed or report.interrupted:
             # Clean-up must run to its end even after an interrupt, so a further
-            # interrupt stops only the clean-up step it lands in.
+            # KeyboardInterrupt stops only the clean-up step it lands in. (The
+            # commands let only the first Ctrl-C raise one.)
             context.cancelled.clear()
             for step in plan.get("on_failure", []):
                 started = time.monotonic()
@@ -145,6 +144,12 @@ class Engine:
                     report.interrupted = True
                     self._record_interrupted(report, [step], started, record)
         return report
+
+    @staticmethod
+    def _skip(items: list[dict[str, Any]], reason: str, record: Listener) -> None:
+        """Report every step of `items`, groups included, as skipped."""
+        for step in flatten(items):
+            record(StepResult(step["name"], step["kind"], SKIPPED, 0.0, reason))
 
     @staticmethod
     def _record_interrupted(
@@ -251,6 +256,9 @@ class Engine:
     def _apply_step(self, context: Context, raw: dict[str, Any]) -> StepResult:
         name, kind = raw["name"], raw["kind"]
         started = time.monotonic()
+        if context.cancelled.is_set():
+            # A group's step that was still waiting for a worker.
+            return StepResult(name, kind, SKIPPED, 0.0, "interrupted before it started")
         try:
             step = STEP_KINDS[kind](name, arguments(raw, context.outputs, True))
             log.debug(

@@ -173,8 +173,13 @@ def wait_for_container(client, name: str, seconds: float = 60) -> None:
     raise AssertionError(f"container {name} did not start within {seconds} s")
 
 
-def apply_and_interrupt(docker_client, plan: Path, container: str) -> tuple:
-    """Apply `plan`, send Ctrl-C once `container` runs; return the outcome."""
+def apply_and_interrupt(
+    docker_client, plan: Path, container: str, signals: int = 1
+) -> tuple:
+    """Apply `plan`, send Ctrl-C once `container` runs; return the outcome.
+
+    With `signals` above 1, the further Ctrl-C follow 10 ms apart.
+    """
     process = subprocess.Popen(
         [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
         stdout=subprocess.PIPE,
@@ -184,7 +189,9 @@ def apply_and_interrupt(docker_client, plan: Path, container: str) -> tuple:
     try:
         wait_for_container(docker_client, container)
         interrupted_at = time.monotonic()
-        process.send_signal(signal.SIGINT)
+        for _ in range(signals):
+            process.send_signal(signal.SIGINT)
+            time.sleep(0.01)
         stdout, stderr = process.communicate(timeout=60)
     finally:
         process.kill()
@@ -233,9 +240,10 @@ def clean_up(session: str) -> str:
     )
 
 
+@pytest.mark.parametrize("signals", [1, 3])
 @pytest.mark.parametrize("interrupted", ["fill", "run"])
 def test_interrupted_apply_leaves_nothing(
-    plan_images, docker_client, local_fixture_images, tmp_path, interrupted
+    plan_images, docker_client, local_fixture_images, tmp_path, interrupted, signals
 ):
     session = "plans-int-" + uuid.uuid4().hex[:6]
     steps = {
@@ -254,13 +262,15 @@ def test_interrupted_apply_leaves_nothing(
         f"on_failure:\n{clean_up(session)}"
     )
     code, stdout, stderr, _ = apply_and_interrupt(
-        docker_client, plan, f"{session}-helper"
+        docker_client, plan, f"{session}-helper", signals
     )
 
     assert code == 130, stdout + stderr
     assert "Traceback" not in stderr
     assert "interrupted" in stdout
     assert "skipped  never-reached" in stdout
+    if signals > 1:
+        assert "interrupted again: still removing" in stderr
     assert_nothing_left(docker_client, session)
 
 
