@@ -153,3 +153,29 @@ def test_teardown_removes_digest_reference(
     assert not report.failed, result.message
     assert digest_reference in result.output["images"]
     assert marked(docker_client, marker) == []
+
+
+def test_teardown_reports_digest_removed_with_tag(
+    engine, docker_client, registry, local_fixture_images, marker
+):
+    local = f"cyanprint-test/teardown-pushed:{marker}"
+    build(
+        docker_client,
+        f"FROM {local_fixture_images['blob']}\nLABEL test.teardown={marker}\n",
+        local,
+    )
+    reference, tag = registry.push(local, "cyanprint-test/teardown-pushed")
+    docker_client.images.remove(local)
+    # Pulled by tag, the image has the tag and the digest reference of the
+    # same repository, and removing the tag removes both.
+    pulled = docker_client.images.pull(reference, tag=tag)
+    digest_reference = pulled.attrs["RepoDigests"][0]
+
+    report = engine.apply(teardown_plan(marker))
+
+    result = report.results[0]
+    assert not report.failed, result.message
+    assert sorted(result.output["images"]) == sorted(
+        [f"{reference}:{tag}", digest_reference]
+    )
+    assert marked(docker_client, marker) == []

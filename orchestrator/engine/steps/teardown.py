@@ -203,17 +203,41 @@ class Teardown(Step):
     def _remove_group(
         self, context: Context, kind: str, names: list[str]
     ) -> list[tuple[str, str | None]]:
-        return [(name, self._remove_one(context, kind, name)) for name in names]
+        """Remove names one after another; return (name, outcome) for each.
 
-    def _remove_one(self, context: Context, kind: str, name: str) -> str | None:
-        """Remove one resource; return None when removed, '' when gone, or an error."""
+        Removing a tag can take other references of the image with it, such
+        as the digest reference of its repository. Those count as removed.
+        """
+        outcomes: list[tuple[str, str | None]] = []
+        untagged: set[str] = set()
+        for name in names:
+            if name in untagged:
+                outcomes.append((name, None))
+                continue
+            outcome, references = self._remove_one(context, kind, name)
+            untagged.update(references)
+            outcomes.append((name, outcome))
+        return outcomes
+
+    def _remove_one(
+        self, context: Context, kind: str, name: str
+    ) -> tuple[str | None, list[str]]:
+        """Remove one resource.
+
+        Returns None when it was removed, '' when it was already gone, or an
+        error, with the image references the engine removed along with it.
+        """
+        references: list[str] = []
         try:
             if kind == "image":
-                context.client.images.remove(name)
+                answer = context.client.api.remove_image(name) or []
+                references = [
+                    entry["Untagged"] for entry in answer if "Untagged" in entry
+                ]
             else:
                 self._collection(context, kind).get(name).remove(force=True)
         except docker.errors.NotFound:
-            return ""
+            return "", references
         except docker.errors.APIError as error:
             log.error(
                 "removing %s %s failed: %s",
@@ -222,6 +246,6 @@ class Teardown(Step):
                 explain(error),
                 extra={kind: name},
             )
-            return f"removing {kind} {name} failed: {explain(error)}"
+            return f"removing {kind} {name} failed: {explain(error)}", references
         log.info("removed %s %s", kind, name, extra={kind: name})
-        return None
+        return None, references
