@@ -160,6 +160,11 @@ class Volume(Step):
                 container.remove(force=True)
             if volume is not None:
                 context.client.volumes.get(volume).remove(force=True)
+                log.info(
+                    "removed volume %s after its fill failed",
+                    volume,
+                    extra={"step": self.name, "volume": volume},
+                )
         except docker.errors.DockerException as error:
             log.error(
                 "clean-up after a failed fill of %s failed: %s",
