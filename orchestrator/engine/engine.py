@@ -149,7 +149,9 @@ class Engine:
     def _skip(items: list[dict[str, Any]], reason: str, record: Listener) -> None:
         """Report every step of `items`, groups included, as skipped."""
         for step in flatten(items):
-            record(StepResult(step["name"], step["kind"], SKIPPED, 0.0, reason))
+            name = step["name"]
+            log.info("%s skipped: %s", name, reason, extra={"step": name})
+            record(StepResult(name, step["kind"], SKIPPED, 0.0, reason))
 
     @staticmethod
     def _record_interrupted(
@@ -225,10 +227,7 @@ class Engine:
                 if future in recorded:
                     continue
                 if future.cancelled():
-                    skipped = "interrupted before it started"
-                    record(
-                        StepResult(step["name"], step["kind"], SKIPPED, 0.0, skipped)
-                    )
+                    self._skip([step], "interrupted before it started", record)
                 elif future.done():
                     record(future.result())
             raise
@@ -258,7 +257,9 @@ class Engine:
         started = time.monotonic()
         if context.cancelled.is_set():
             # A group's step that was still waiting for a worker.
-            return StepResult(name, kind, SKIPPED, 0.0, "interrupted before it started")
+            skipped = "interrupted before it started"
+            log.info("%s skipped: %s", name, skipped, extra={"step": name})
+            return StepResult(name, kind, SKIPPED, 0.0, skipped)
         try:
             step = STEP_KINDS[kind](name, arguments(raw, context.outputs, True))
             log.debug(

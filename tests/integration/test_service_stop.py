@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import socket
 import subprocess
@@ -123,7 +124,7 @@ def test_sigterm_interrupts_plan_and_cleans_up(
     assert docker_client.containers.list(all=True, filters=exact) == []
 
 
-def test_stopped_engine_starts_no_step(engine, docker_client):
+def test_stopped_engine_starts_no_step(engine, docker_client, caplog):
     network = "cyanprint-test-stopped-" + uuid.uuid4().hex[:8]
     plan = {
         "name": "after-stop",
@@ -134,12 +135,16 @@ def test_stopped_engine_starts_no_step(engine, docker_client):
     }
     check(plan)
     assert engine.stop() == 0
+    caplog.set_level(logging.INFO, logger="orchestrator.engine.engine")
 
     report = engine.apply(plan)
 
     assert report.interrupted
     assert [result.status for result in report.results] == ["skipped", "skipped"]
     assert docker_client.networks.list(names=[network]) == []
+    logged = [record.getMessage() for record in caplog.records]
+    assert "network skipped: the executor is stopping" in logged
+    assert "again skipped: the executor is stopping" in logged
 
 
 def test_stop_waits_no_longer_than_its_grace(
