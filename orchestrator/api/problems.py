@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import logging
 import math
+import re
 from http import HTTPStatus
 from typing import Any
 
@@ -131,6 +133,23 @@ def nesting(document: Any) -> int:
     return deepest
 
 
+# A JSON string, escapes included, written to match in linear time.
+JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
+NOT_BRACKET = bytes(code for code in range(256) if code not in b"[]{}")
+BRACKET_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def bracket_depth(raw: bytes) -> int:
+    """Return how deeply brackets nest in a UTF-8 JSON text, without parsing it.
+
+    Brackets inside strings do not count. Checked before parsing, this keeps
+    a deep body from driving the parser to the recursion limit, where any
+    finalizer that runs at that moment fails too.
+    """
+    brackets = JSON_STRING.sub(b"", raw).translate(None, NOT_BRACKET)
+    return max(itertools.accumulate(map(BRACKET_STEP.__getitem__, brackets)), default=0)
+
+
 def too_deep(title: str) -> Problem:
     return Problem(
         400,
@@ -159,6 +178,9 @@ def read_json(req: falcon.Request, title: str) -> Any:
     raw = read_body(req, MAX_BODY_BYTES, why)
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")
+    # In UTF-16 or UTF-32, bytes of other characters can look like brackets.
+    if json.detect_encoding(raw) == "utf-8" and bracket_depth(raw) > MAX_NESTING:
+        raise too_deep(title)
     try:
         document = json.loads(
             raw, parse_constant=reject_constant, parse_float=finite_float

@@ -9,7 +9,7 @@ import pytest
 from falcon import testing
 
 from orchestrator.api.app import create_app
-from orchestrator.api.problems import MAX_BODY_BYTES, MAX_NESTING
+from orchestrator.api.problems import MAX_BODY_BYTES, MAX_NESTING, bracket_depth
 from orchestrator.config import Settings
 from orchestrator.errors import RequestInvalid
 from orchestrator.merger import create_app as create_merger_app
@@ -374,3 +374,18 @@ def test_try_path_resolve_error_is_400(monkeypatch):
     monkeypatch.setattr(os.path, "realpath", broken)
     with pytest.raises(RequestInvalid, match="cannot be resolved"):
         allowed_folder("/tmp/racing", "/")
+
+
+@pytest.mark.parametrize(
+    ("raw", "depth"),
+    [
+        (b"{}", 1),
+        (b'{"a": [1, {"b": 2}]}', 3),
+        (b'{"a": "[[[{{{"}', 1),
+        (b'{"a": "\\"[[[", "b": ["\\\\"]}', 2),
+        (b"[" * 50_000 + b"]" * 50_000, 50_000),
+        (b"1", 0),
+    ],
+)
+def test_bracket_depth(raw, depth):
+    assert bracket_depth(raw) == depth
