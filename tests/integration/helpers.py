@@ -1,10 +1,16 @@
-"""Request bodies and archive readers shared by the integration tests."""
+"""Request bodies, archive readers and command runs shared by the integration tests."""
 
 from __future__ import annotations
 
 import io
+import signal
 import stat
+import subprocess
+import sys
 import tarfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 BLOB_FILES = Path(__file__).parents[1] / "fixtures" / "images" / "blob" / "template"
@@ -69,3 +75,53 @@ def start_body(template: dict, session_id: str, merger_id: str) -> dict:
         },
         "merger": {"merger_id": merger_id},
     }
+
+
+@dataclass
+class Interrupted:
+    """The outcome of an `apply` sent Ctrl-C, and the seconds it ran on after it."""
+
+    code: int
+    stdout: str
+    stderr: str
+    seconds: float
+
+
+def apply_and_interrupt(
+    plan: Path,
+    ready: Callable[[], None],
+    signals: int = 1,
+    gap: float = 0.01,
+    timeout: float = 60,
+) -> Interrupted:
+    """Run `apply` on `plan`, then send Ctrl-C once `ready` returns.
+
+    With `signals` above 1, the further Ctrl-C follow `gap` seconds apart.
+    """
+    process = subprocess.Popen(
+        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        ready()
+        interrupted_at = time.monotonic()
+        for _ in range(signals):
+            process.send_signal(signal.SIGINT)
+            time.sleep(gap)
+        stdout, stderr = process.communicate(timeout=timeout)
+    finally:
+        process.kill()
+    seconds = time.monotonic() - interrupted_at
+    return Interrupted(process.returncode, stdout, stderr, seconds)
+
+
+def wait_for_container(client, name: str, seconds: float = 60) -> None:
+    """Wait until the container named exactly `name` runs."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if client.containers.list(filters={"name": f"^{name}$"}):
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"container {name} did not start within {seconds} s")

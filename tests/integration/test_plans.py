@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
 import docker.errors
 import pytest
 
-from .helpers import read_archive
+from .helpers import apply_and_interrupt, read_archive, wait_for_container
 
 pytestmark = pytest.mark.docker
 
@@ -163,39 +161,18 @@ def test_valid_plans_validate():
     assert result.stdout.count(": valid") == 3
 
 
-def wait_for_container(client, name: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        found = client.containers.list(filters={"name": name})
-        if any(container.status == "running" for container in found):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"container {name} did not start within {seconds} s")
-
-
-def apply_and_interrupt(
+def interrupt_once_running(
     docker_client, plan: Path, container: str, signals: int = 1
 ) -> tuple:
-    """Apply `plan`, send Ctrl-C once `container` runs; return the outcome.
+    """Apply `plan` and send Ctrl-C once `container` runs.
 
-    With `signals` above 1, the further Ctrl-C follow 10 ms apart.
+    Returns the exit status, standard output, standard error and the seconds
+    the command ran on after the first Ctrl-C.
     """
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    outcome = apply_and_interrupt(
+        plan, lambda: wait_for_container(docker_client, container), signals
     )
-    try:
-        wait_for_container(docker_client, container)
-        interrupted_at = time.monotonic()
-        for _ in range(signals):
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.01)
-        stdout, stderr = process.communicate(timeout=60)
-    finally:
-        process.kill()
-    return process.returncode, stdout, stderr, time.monotonic() - interrupted_at
+    return outcome.code, outcome.stdout, outcome.stderr, outcome.seconds
 
 
 def assert_nothing_left(docker_client, session: str) -> None:
@@ -261,7 +238,7 @@ def test_interrupted_apply_leaves_nothing(
         f"  - {{name: never-reached, kind: network, network: {NETWORK}}}\n"
         f"on_failure:\n{clean_up(session)}"
     )
-    code, stdout, stderr, _ = apply_and_interrupt(
+    code, stdout, stderr, _ = interrupt_once_running(
         docker_client, plan, f"{session}-helper", signals
     )
 
@@ -293,7 +270,7 @@ def test_interrupted_group_stops_promptly(
         f"    steps:\n{members}"
         f"on_failure:\n{clean_up(session)}"
     )
-    code, stdout, stderr, elapsed = apply_and_interrupt(
+    code, stdout, stderr, elapsed = interrupt_once_running(
         docker_client, plan, f"{session}-helper"
     )
 
@@ -321,7 +298,7 @@ def test_interrupted_clean_up_goes_on(
         f"{slow_fill(session, 'slow-fill', local_fixture_images['blob'])}"
         f"{clean_up(session)}"
     )
-    code, stdout, stderr, _ = apply_and_interrupt(
+    code, stdout, stderr, _ = interrupt_once_running(
         docker_client, plan, f"{session}-helper"
     )
 

@@ -7,12 +7,8 @@ import io
 import json
 import logging
 import select
-import signal
 import socket
-import subprocess
-import sys
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -23,6 +19,8 @@ import requests
 
 from orchestrator.engine.steps import pull as pull_step
 from orchestrator.planning import check
+
+from .helpers import apply_and_interrupt
 
 pytestmark = pytest.mark.docker
 
@@ -250,21 +248,12 @@ def interrupt_stalled_pulls(
         f"name: stalled-pull\nsteps:\n  - name: pulls\n    parallel: 2\n"
         f"    steps:\n{members}"
     )
-    process = subprocess.Popen(
-        [sys.executable, "-m", "orchestrator.cli", "apply", str(plan)],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+
+    def stalled() -> None:
         assert registry.stalled.wait(30), "the pull never reached the registry"
-        for _ in range(signals):
-            process.send_signal(signal.SIGINT)
-            time.sleep(0.02)
-        stdout, stderr = process.communicate(timeout=30)
-    finally:
-        process.kill()
-    return process.returncode, stdout, stderr
+
+    outcome = apply_and_interrupt(plan, stalled, signals, gap=0.02, timeout=30)
+    return outcome.code, outcome.stdout, outcome.stderr
 
 
 def test_interrupted_pull_is_given_up(tmp_path, stalling_registry):

@@ -18,7 +18,7 @@ from orchestrator import names
 from orchestrator.planning import check
 
 from .conftest import make_template
-from .helpers import TEMPLATE_GLOBS, build_body
+from .helpers import TEMPLATE_GLOBS, build_body, wait_for_container
 from .test_failures import start_fault
 
 pytestmark = pytest.mark.docker
@@ -28,15 +28,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return probe.getsockname()[1]
-
-
-def wait_for_container(client, name: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        if client.containers.list(filters={"name": f"^{name}$"}):
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"container {name} did not start within {seconds} s")
 
 
 def start_service(server, executor_image, *options: str) -> tuple:
@@ -69,6 +60,20 @@ def start_service(server, executor_image, *options: str) -> tuple:
     raise AssertionError(f"server.py did not respond on {url} within 30 s")
 
 
+def send_sigterm(process: subprocess.Popen, signals: int = 1) -> tuple[str, float]:
+    """Send SIGTERM, further ones 50 ms apart, and wait for the process to end.
+
+    Returns its standard error and the seconds it took to end.
+    """
+    stopping = time.monotonic()
+    for number in range(signals):
+        if number:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=60)
+    return stderr, time.monotonic() - stopping
+
+
 def post_in_background(url: str, body: dict, results: list) -> threading.Thread:
     """POST body to url from a thread, and append the response or error to `results`."""
 
@@ -98,13 +103,8 @@ def test_sigterm_interrupts_plan_and_cleans_up(
         # The template container runs and never becomes ready.
         wait_for_container(docker_client, container)
 
-        stopping = time.monotonic()
         # A second signal must not cut the clean-up short.
-        process.send_signal(signal.SIGTERM)
-        time.sleep(0.05)
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-        stopped_after = time.monotonic() - stopping
+        stderr, stopped_after = send_sigterm(process, signals=2)
         client.join(timeout=30)
     finally:
         process.kill()
@@ -163,10 +163,7 @@ def test_stop_waits_no_longer_than_its_grace(
     try:
         client = post_in_background(f"{url}/executor/{session_id}", body, results)
         time.sleep(2)
-        stopping = time.monotonic()
-        process.send_signal(signal.SIGTERM)
-        _, stderr = process.communicate(timeout=60)
-        stopped_after = time.monotonic() - stopping
+        stderr, stopped_after = send_sigterm(process)
         client.join(timeout=60)
     finally:
         process.kill()

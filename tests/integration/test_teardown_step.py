@@ -57,10 +57,22 @@ def marker(docker_client):
             pass
 
 
+def pulled_by_tag(client, registry, base: str, marker: str) -> tuple[str, str, str]:
+    """Push a marked image to the registry and pull it back by tag.
+
+    Returns the repository reference, the tag and the digest reference.
+    """
+    local = f"cyanprint-test/teardown-pushed:{marker}"
+    build(client, f"FROM {base}\nLABEL test.teardown={marker}\n", local)
+    reference, tag = registry.push(local, "cyanprint-test/teardown-pushed")
+    client.images.remove(local)
+    pulled = client.images.pull(reference, tag=tag)
+    return reference, tag, pulled.attrs["RepoDigests"][0]
+
+
 @pytest.fixture
-def tagged_images(docker_client, local_fixture_images):
-    """Build images that share a unique label, each with several tags."""
-    marker = uuid.uuid4().hex[:12]
+def tagged_images(docker_client, local_fixture_images, marker):
+    """Build images that carry the marker, each with several tags: id -> tags."""
     repository = "cyanprint-test/teardown"
     images = {}
     for number in range(IMAGES):
@@ -69,31 +81,21 @@ def tagged_images(docker_client, local_fixture_images):
             f"LABEL test.teardown={marker} test.number={number}\n"
         )
         first = f"{repository}:{marker}-{number}-0"
-        image, _ = docker_client.images.build(
-            fileobj=io.BytesIO(dockerfile.encode()), tag=first, rm=True, forcerm=True
-        )
+        image = build(docker_client, dockerfile, first)
         tags = [first]
         for extra in range(1, TAGS_PER_IMAGE):
             image.tag(repository, f"{marker}-{number}-{extra}")
             tags.append(f"{repository}:{marker}-{number}-{extra}")
         images[image.id] = tags
-    yield marker, images
-    label = f"test.teardown={marker}"
-    for image in docker_client.images.list(filters={"label": label}):
-        try:
-            docker_client.images.remove(image.id, force=True)
-        except docker.errors.ImageNotFound:
-            pass
+    return images
 
 
-def test_teardown_removes_every_tag(engine, docker_client, tagged_images):
-    marker, images = tagged_images
-
+def test_teardown_removes_every_tag(engine, docker_client, marker, tagged_images):
     report = engine.apply(teardown_plan(marker))
 
     result = report.results[0]
     assert not report.failed, result.message
-    every_tag = sorted(tag for tags in images.values() for tag in tags)
+    every_tag = sorted(tag for tags in tagged_images.values() for tag in tags)
     assert result.output["images"] == every_tag
     assert result.output["errors"] == []
     assert marked(docker_client, marker) == []
@@ -130,18 +132,11 @@ def test_teardown_removes_child_before_parent(
 def test_teardown_removes_digest_reference(
     engine, docker_client, registry, local_fixture_images, marker
 ):
-    local = f"cyanprint-test/teardown-pushed:{marker}"
-    build(
-        docker_client,
-        f"FROM {local_fixture_images['blob']}\nLABEL test.teardown={marker}\n",
-        local,
+    reference, tag, digest_reference = pulled_by_tag(
+        docker_client, registry, local_fixture_images["blob"], marker
     )
-    reference, tag = registry.push(local, "cyanprint-test/teardown-pushed")
-    docker_client.images.remove(local)
-    # A pull by tag returns the digest. Pulled again by digest, then tagged
-    # twice, the image is kept by its digest reference once both tags are gone.
-    pulled = docker_client.images.pull(reference, tag=tag)
-    digest_reference = pulled.attrs["RepoDigests"][0]
+    # Pulled again by digest, then tagged twice, the image is kept by its
+    # digest reference once both tags are gone.
     docker_client.images.remove(f"{reference}:{tag}")
     image = docker_client.images.pull(digest_reference)
     image.tag("cyanprint-test/teardown-pushed", f"{marker}-a")
@@ -158,18 +153,11 @@ def test_teardown_removes_digest_reference(
 def test_teardown_reports_digest_removed_with_tag(
     engine, docker_client, registry, local_fixture_images, marker
 ):
-    local = f"cyanprint-test/teardown-pushed:{marker}"
-    build(
-        docker_client,
-        f"FROM {local_fixture_images['blob']}\nLABEL test.teardown={marker}\n",
-        local,
+    reference, tag, digest_reference = pulled_by_tag(
+        docker_client, registry, local_fixture_images["blob"], marker
     )
-    reference, tag = registry.push(local, "cyanprint-test/teardown-pushed")
-    docker_client.images.remove(local)
-    # Pulled by tag, the image has the tag and the digest reference of the
-    # same repository, and removing the tag removes both.
-    pulled = docker_client.images.pull(reference, tag=tag)
-    digest_reference = pulled.attrs["RepoDigests"][0]
+    # The image has the tag and the digest reference of the same repository,
+    # and removing the tag removes both.
 
     report = engine.apply(teardown_plan(marker))
 
