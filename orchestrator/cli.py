@@ -183,11 +183,11 @@ def serve(arguments: argparse.Namespace) -> int:
             still,
             settings.stop_grace,
         )
-        log.info("executor stopped")
+    log.info("executor stopped")
+    if still:
         logging.shutdown()
         # Python's exit would wait for the threads of those plans.
         os._exit(0)
-    log.info("executor stopped")
     return 0
 
 

@@ -178,8 +178,10 @@ def read_json(req: falcon.Request, title: str) -> Any:
     raw = read_body(req, MAX_BODY_BYTES, why)
     if not raw:
         raise Problem(400, title, "the request body is empty; send a JSON document")
-    # In UTF-16 or UTF-32, bytes of other characters can look like brackets.
-    if json.detect_encoding(raw) == "utf-8" and bracket_depth(raw) > MAX_NESTING:
+    # In UTF-16 or UTF-32, bytes of other characters can look like brackets,
+    # so those bodies are measured once parsed.
+    scanned = json.detect_encoding(raw) == "utf-8"
+    if scanned and bracket_depth(raw) > MAX_NESTING:
         raise too_deep(title)
     try:
         document = json.loads(
@@ -191,6 +193,6 @@ def read_json(req: falcon.Request, title: str) -> Any:
         ) from None
     except RecursionError:
         raise too_deep(title) from None
-    if nesting(document) > MAX_NESTING:
+    if not scanned and nesting(document) > MAX_NESTING:
         raise too_deep(title)
     return document

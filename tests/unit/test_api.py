@@ -389,3 +389,15 @@ def test_try_path_resolve_error_is_400(monkeypatch):
 )
 def test_bracket_depth(raw, depth):
     assert bracket_depth(raw) == depth
+
+
+def test_deep_utf16_body_is_400(client):
+    text = '{"template": ' + nested(MAX_NESTING).decode() + "}"
+    response = client.simulate_post(
+        "/template/warm",
+        body=text.encode("utf-16-le"),
+        headers={"Content-Type": "application/json"},
+    )
+
+    assert response.status_code == 400
+    assert "nests arrays and objects too deeply" in response.json["detail"]

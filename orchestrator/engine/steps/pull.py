@@ -74,7 +74,7 @@ class PullRequest:
 
     Once the response has started, a watchdog shuts the connection down at
     the deadline or an interrupt. A read waiting on it returns at once, and
-    the engine sees that its client is gone.
+    the engine's end of the connection closes too.
     """
 
     def __init__(
